@@ -1,0 +1,373 @@
+#include "agent/agent.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "agent/supervisor.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "common/log.h"
+#include "gangway/v1/gangway.grpc.pb.h"
+
+namespace gangway::agent {
+namespace asio = boost::asio;
+
+namespace {
+using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::CoordinatorMessage>;
+using RankKey = std::tuple<std::string, int32_t, int32_t>;  // job, attempt, rank
+}  // namespace
+
+absl::StatusOr<int> ReservePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("reserve port: ", strerror(err)));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string Agent::LogPath(const std::string& state_dir, const std::string& job_id, int32_t attempt,
+                           int32_t rank) {
+  return (std::filesystem::path(state_dir) / "logs" / job_id / absl::StrCat("attempt-", attempt) /
+          absl::StrCat("rank-", rank, ".log"))
+      .string();
+}
+
+struct Agent::Impl {
+  struct Record {
+    int64_t pid = 0;
+    bool exited = false;
+    int32_t exit_code = 0;
+  };
+
+  AgentOptions options;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  asio::steady_timer heartbeat{io};
+  std::unique_ptr<Supervisor> supervisor;  // loop thread
+  std::map<RankKey, Record> records;       // loop thread
+  std::unordered_map<pid_t, RankKey> by_pid;
+  Stream* stream = nullptr;  // loop thread; the session thread owns it
+  int64_t heartbeat_ms = 1000;
+
+  std::shared_ptr<grpc::Channel> channel;
+  std::thread loop;
+  std::thread session;
+  std::mutex mu;  // guards the fields below
+  std::condition_variable cv;
+  bool stopping = false;
+  grpc::ClientContext* ctx = nullptr;
+
+  explicit Impl(AgentOptions o) : options(std::move(o)) {
+    supervisor = std::make_unique<Supervisor>(
+        io, [this](pid_t pid, const ExitInfo& info) { OnExit(pid, info); });
+  }
+
+  // ---- Loop thread ---------------------------------------------------------
+  void Write(const v1::AgentMessage& msg) {
+    if (stream && !stream->Write(msg)) {
+      // The session thread sees the broken stream in Read and reconnects.
+      stream = nullptr;
+    }
+  }
+
+  v1::Register BuildRegister() {
+    v1::Register reg;
+    reg.set_node_name(options.name);
+    reg.set_address(options.address);
+    *reg.mutable_inventory() = options.inventory;
+    for (const auto& [key, rec] : records) {
+      v1::RankRecord* r = reg.add_ranks();
+      r->set_job_id(std::get<0>(key));
+      r->set_attempt(std::get<1>(key));
+      r->set_rank(std::get<2>(key));
+      r->set_pid(rec.pid);
+      r->set_exited(rec.exited);
+      r->set_exit_code(rec.exit_code);
+    }
+    return reg;
+  }
+
+  void OnExit(pid_t pid, const ExitInfo& info) {
+    auto it = by_pid.find(pid);
+    if (it == by_pid.end()) return;
+    RankKey key = it->second;
+    by_pid.erase(it);
+    Record& rec = records[key];
+    rec.exited = true;
+    rec.exit_code = info.exit_code;
+    GW_LOG_INFO("node={} job={} attempt={} rank={} exited code={}", options.name, std::get<0>(key),
+                std::get<1>(key), std::get<2>(key), info.exit_code);
+    v1::AgentMessage msg;
+    v1::RankRecord* r = msg.mutable_rank_exited()->mutable_rank();
+    r->set_job_id(std::get<0>(key));
+    r->set_attempt(std::get<1>(key));
+    r->set_rank(std::get<2>(key));
+    r->set_pid(pid);
+    r->set_exited(true);
+    r->set_exit_code(info.exit_code);
+    Write(msg);
+  }
+
+  void Launch(const v1::LaunchGang& launch) {
+    int port = launch.master_port();
+    if (port == 0) {
+      absl::StatusOr<int> reserved = ReservePort();
+      if (!reserved.ok()) {
+        GW_LOG_ERROR("node={} job={}: {}", options.name, launch.job_id(),
+                     std::string(reserved.status().message()));
+      }
+      port = reserved.ok() ? *reserved : 0;
+    }
+    v1::AgentMessage started;
+    auto* gs = started.mutable_gang_started();
+    gs->set_job_id(launch.job_id());
+    gs->set_attempt(launch.attempt());
+    gs->set_master_port(port);
+    std::vector<v1::AgentMessage> failures;
+    for (const v1::RankLaunch& rl : launch.ranks()) {
+      RankKey key{launch.job_id(), launch.attempt(), rl.rank()};
+      if (records.count(key)) continue;  // a repeated launch never makes a second copy
+      LaunchRequest req;
+      req.argv.assign(rl.argv().begin(), rl.argv().end());
+      for (const auto& [k, v] : rl.env()) {
+        const bool port_var = k == "MASTER_PORT" || k == "PET_MASTER_PORT";
+        req.env.emplace_back(k, port_var && launch.master_port() == 0 ? std::to_string(port) : v);
+      }
+      req.working_dir = launch.working_dir();
+      req.log_path =
+          Agent::LogPath(options.state_dir, launch.job_id(), launch.attempt(), rl.rank());
+      absl::StatusOr<pid_t> pid = supervisor->Launch(req);
+      Record& rec = records[key];
+      v1::RankRecord* r = gs->add_ranks();
+      r->set_job_id(launch.job_id());
+      r->set_attempt(launch.attempt());
+      r->set_rank(rl.rank());
+      if (pid.ok()) {
+        rec.pid = *pid;
+        by_pid[*pid] = key;
+        r->set_pid(*pid);
+        continue;
+      }
+      GW_LOG_WARN("node={} job={} rank={} launch failed: {}", options.name, launch.job_id(),
+                  rl.rank(), std::string(pid.status().message()));
+      rec.exited = true;
+      rec.exit_code = 127;  // as a shell reports a command it cannot run
+      v1::AgentMessage exit;
+      *exit.mutable_rank_exited()->mutable_rank() = *r;
+      exit.mutable_rank_exited()->mutable_rank()->set_exited(true);
+      exit.mutable_rank_exited()->mutable_rank()->set_exit_code(127);
+      failures.push_back(std::move(exit));
+    }
+    Write(started);
+    for (const auto& f : failures) Write(f);
+  }
+
+  void StopGang(const v1::StopGang& stop) {
+    for (auto it = records.lower_bound({stop.job_id(), stop.attempt(), INT32_MIN});
+         it != records.end() && std::get<0>(it->first) == stop.job_id() &&
+         std::get<1>(it->first) == stop.attempt();
+         ++it) {
+      if (!it->second.exited) {
+        supervisor->Stop(static_cast<pid_t>(it->second.pid),
+                         std::chrono::milliseconds(stop.grace_ms()));
+      }
+    }
+  }
+
+  void Forget(const v1::ForgetGang& forget) {
+    for (auto it = records.lower_bound({forget.job_id(), forget.attempt(), INT32_MIN});
+         it != records.end() && std::get<0>(it->first) == forget.job_id() &&
+         std::get<1>(it->first) == forget.attempt();) {
+      it = it->second.exited ? records.erase(it) : std::next(it);
+    }
+  }
+
+  void ReadLog(const v1::ReadLog& req) {
+    v1::AgentMessage msg;
+    v1::LogData* out = msg.mutable_log_data();
+    out->set_request_id(req.request_id());
+    out->set_offset(req.offset());
+    const std::string path =
+        Agent::LogPath(options.state_dir, req.job_id(), req.attempt(), req.rank());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      out->set_error(absl::StrCat("no log for job ", req.job_id(), " attempt ", req.attempt(),
+                                  " rank ", req.rank(), " on node ", options.name));
+    } else {
+      const int64_t max = std::clamp<int64_t>(req.max_bytes(), 1, 1 << 20);
+      std::string buf(static_cast<size_t>(max), '\0');
+      in.seekg(std::max<int64_t>(0, req.offset()));
+      in.read(buf.data(), max);
+      buf.resize(static_cast<size_t>(std::max<std::streamsize>(0, in.gcount())));
+      out->set_data(std::move(buf));
+    }
+    Write(msg);
+  }
+
+  void Handle(const v1::CoordinatorMessage& msg) {
+    switch (msg.msg_case()) {
+      case v1::CoordinatorMessage::kRegisterAck:
+        heartbeat_ms = std::max<int64_t>(50, msg.register_ack().heartbeat_interval_ms());
+        ScheduleHeartbeat();
+        return;
+      case v1::CoordinatorMessage::kLaunch:
+        Launch(msg.launch());
+        return;
+      case v1::CoordinatorMessage::kStop:
+        StopGang(msg.stop());
+        return;
+      case v1::CoordinatorMessage::kForget:
+        Forget(msg.forget());
+        return;
+      case v1::CoordinatorMessage::kReadLog:
+        ReadLog(msg.read_log());
+        return;
+      case v1::CoordinatorMessage::MSG_NOT_SET:
+        return;
+    }
+  }
+
+  void ScheduleHeartbeat() {
+    heartbeat.expires_after(std::chrono::milliseconds(heartbeat_ms));
+    heartbeat.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || !stream) return;
+      v1::AgentMessage msg;
+      msg.mutable_heartbeat();
+      Write(msg);
+      ScheduleHeartbeat();
+    });
+  }
+
+  // Runs fn on the loop and waits for it.
+  template <typename Fn>
+  auto OnLoop(Fn fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto result = task.get_future();
+    asio::post(io, [&task] { task(); });
+    return result.get();
+  }
+
+  // ---- Session thread ------------------------------------------------------
+  void RunSession() {
+    auto stub = v1::AgentSession::NewStub(channel);
+    std::mt19937_64 rng(std::random_device{}());
+    int64_t backoff = options.min_backoff_ms;
+    while (true) {
+      grpc::ClientContext context;
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+        ctx = &context;
+      }
+      std::unique_ptr<Stream> s = stub->Session(&context);
+      const bool sent = OnLoop([&] {
+        v1::AgentMessage msg;
+        *msg.mutable_register_() = BuildRegister();
+        if (!s->Write(msg)) return false;
+        stream = s.get();
+        return true;
+      });
+      v1::CoordinatorMessage in;
+      bool registered = false;
+      if (sent) {
+        while (s->Read(&in)) {
+          if (!registered) {
+            registered = in.has_register_ack();
+            if (registered) {
+              GW_LOG_INFO("node={} connected to {}", options.name, options.coordinator);
+              backoff = options.min_backoff_ms;
+            }
+          }
+          asio::post(io, [this, msg = std::move(in)] { Handle(msg); });
+          in = v1::CoordinatorMessage();
+        }
+      }
+      OnLoop([&] {
+        stream = nullptr;
+        heartbeat.cancel();
+        return 0;
+      });
+      grpc::Status status = s->Finish();
+      {
+        std::unique_lock lock(mu);
+        ctx = nullptr;
+        if (stopping) return;
+        GW_LOG_INFO("node={} session ended ({}); reconnecting in ~{} ms", options.name,
+                    status.error_message(), backoff);
+        // Jitter spreads a fleet's reconnects after a coordinator restart.
+        std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
+        cv.wait_for(lock, std::chrono::milliseconds(jitter(rng)), [this] { return stopping; });
+        if (stopping) return;
+      }
+      backoff = std::min(options.max_backoff_ms, backoff * 2);
+    }
+  }
+};
+
+Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Agent::~Agent() { Stop(); }
+
+void Agent::Start() {
+  Impl* impl = impl_.get();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(impl->options.min_backoff_ms));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(impl->options.max_backoff_ms));
+  impl->channel = grpc::CreateCustomChannel(impl->options.coordinator,
+                                            grpc::InsecureChannelCredentials(), args);
+  impl->loop = std::thread([impl] { impl->io.run(); });
+  impl->session = std::thread([impl] { impl->RunSession(); });
+}
+
+void Agent::Stop() {
+  Impl* impl = impl_.get();
+  {
+    std::lock_guard lock(impl->mu);
+    if (impl->stopping) return;
+    impl->stopping = true;
+    if (impl->ctx) impl->ctx->TryCancel();
+  }
+  impl->cv.notify_all();
+  if (impl->session.joinable()) impl->session.join();
+  if (impl->loop.joinable()) {
+    // Kill every rank on the loop thread that owns the supervisor.
+    asio::post(impl->io, [impl] {
+      impl->heartbeat.cancel();
+      impl->supervisor.reset();
+      impl->work.reset();
+    });
+    impl->loop.join();
+  } else {
+    impl->supervisor.reset();
+  }
+}
+
+}  // namespace gangway::agent

@@ -1,0 +1,56 @@
+// The node agent: keeps one session with the coordinator (reconnecting with
+// backoff), launches and stops ranks through the Supervisor, reports their
+// starts and exits, and serves their logs.
+//
+// Threads: the loop thread owns the supervisor, the rank records and every
+// write to the session; a session thread connects and blocks in Read, and
+// posts what it reads onto the loop. The Register message is built and
+// written on the loop, so no exit can slip between the records it carries
+// and the first report that follows.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gangway/v1/gangway.pb.h"
+
+namespace gangway::agent {
+
+struct AgentOptions {
+  std::string coordinator = "127.0.0.1:7070";
+  std::string name;                       // node name, unique in the cluster
+  std::string address;                    // what ranks use as MASTER_ADDR
+  std::string state_dir = "agent-state";  // rank logs under state_dir/logs
+  v1::NodeInventory inventory;
+  int64_t min_backoff_ms = 50;
+  int64_t max_backoff_ms = 5000;
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  // Stops: kills every rank it runs and closes the session.
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  void Start();
+  void Stop();
+
+  // Path of a rank's log (stdout and stderr).
+  static std::string LogPath(const std::string& state_dir, const std::string& job_id,
+                             int32_t attempt, int32_t rank);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Binds an ephemeral TCP port and releases it, for MASTER_PORT. The port is
+// free when returned; the kernel hands ephemeral ports out in sequence, so it
+// is not immediately given to another socket (torchrun does the same).
+absl::StatusOr<int> ReservePort();
+
+}  // namespace gangway::agent

@@ -1,0 +1,96 @@
+// gangway-agent: one per node.
+#include <csignal>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "agent/agent.h"
+#include "agent/inventory.h"
+#include "common/log.h"
+#include "common/spec.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace {
+
+std::string EnvOr(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : std::move(fallback);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace gangway;
+  CLI::App app{"gangway-agent: runs the ranks gangway places on this node"};
+  agent::AgentOptions options;
+  options.coordinator = EnvOr("GANGWAY_COORDINATOR", "127.0.0.1:7070");
+  v1::NodeInventory host = agent::DetectHostInventory();
+  options.name = host.hostname();
+  std::string cpus, memory, gpu_memory = "80Gi", gpu_model = "NVIDIA H100 80GB HBM3";
+  int gpus = -1;
+  std::string log_level = "info";
+  bool print_inventory = false;
+  app.add_option("--coordinator", options.coordinator,
+                 "coordinator address host:port (env GANGWAY_COORDINATOR)");
+  app.add_option("--name", options.name, "node name (default: hostname)");
+  app.add_option("--address", options.address,
+                 "address ranks use to reach this node (MASTER_ADDR); default: the node name");
+  app.add_option("--state", options.state_dir, "directory for rank logs");
+  app.add_option("--cpus", cpus, "simulate this many cores (e.g. 8 or 500m)");
+  app.add_option("--memory", memory, "simulate this much memory (e.g. 64Gi)");
+  app.add_option("--gpus", gpus, "simulate this many GPUs");
+  app.add_option("--gpu-model", gpu_model, "model name of simulated GPUs");
+  app.add_option("--gpu-memory", gpu_memory, "memory of each simulated GPU");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_flag("--print-inventory", print_inventory, "print what this node offers and exit");
+  CLI11_PARSE(app, argc, argv);
+  common::SetupLogging(log_level);
+
+  v1::NodeInventory inv = host;
+  if (!cpus.empty() || !memory.empty() || gpus >= 0) {
+    auto parse = [](auto fn, const std::string& text, int64_t fallback,
+                    const char* flag) -> int64_t {
+      if (text.empty()) return fallback;
+      auto v = fn(text);
+      if (!v.ok()) {
+        std::cerr << "gangway-agent: " << flag << ": " << v.status().message() << "\n";
+        std::exit(2);
+      }
+      return *v;
+    };
+    inv = agent::SimulatedInventory(
+        parse(common::ParseMilliCpus, cpus, host.milli_cpus(), "--cpus"),
+        parse(common::ParseBytes, memory, host.memory_bytes(), "--memory"), std::max(0, gpus),
+        gpu_model, parse(common::ParseBytes, gpu_memory, 0, "--gpu-memory"));
+    if (gpus > 64) {
+      std::cerr << "gangway-agent: --gpus: at most 64 GPUs per node\n";
+      return 2;
+    }
+  }
+  if (print_inventory) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions o;
+    o.add_whitespace = true;
+    (void)google::protobuf::util::MessageToJsonString(inv, &json, o);
+    std::cout << json;
+    return 0;
+  }
+  if (options.name.empty()) {
+    std::cerr << "gangway-agent: --name is required (no hostname found)\n";
+    return 2;
+  }
+  if (options.address.empty()) options.address = options.name;
+  options.inventory = inv;
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started below inherit the mask
+  agent::Agent a(options);
+  a.Start();
+  int sig = 0;
+  sigwait(&set, &sig);
+  GW_LOG_INFO("node={} stopping on signal {}", options.name, sig);
+  a.Stop();
+  return 0;
+}

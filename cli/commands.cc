@@ -1,0 +1,251 @@
+#include "cli/commands.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/grpc_status.h"
+#include "common/spec.h"
+#include "coordinator/job_state.h"
+
+namespace gangway::cli {
+namespace {
+
+constexpr auto kRpcTimeout = std::chrono::seconds(10);
+
+void SetDeadline(grpc::ClientContext& ctx) {
+  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+}
+
+int Fail(Context& ctx, const grpc::Status& s) {
+  std::string hint;
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = absl::StrCat(" (is a coordinator running at ", ctx.coordinator,
+                        "? set --coordinator or GANGWAY_COORDINATOR)");
+  }
+  *ctx.err << "error: " << s.error_message() << hint << "\n";
+  switch (s.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+int64_t Now() { return common::SystemClock().NowMs(); }
+
+void PrintJob(Context& ctx, const v1::Job& job) {
+  switch (ctx.output) {
+    case Output::kJson:
+      *ctx.out << ToJson(job);
+      break;
+    case Output::kYaml:
+      *ctx.out << ToYaml(job);
+      break;
+    case Output::kName:
+      *ctx.out << "job/" << job.id() << "\n";
+      break;
+    case Output::kTable:
+    case Output::kWide:
+      *ctx.out << JobDetail(job, Now());
+      break;
+  }
+}
+
+}  // namespace
+
+absl::Status Connect(Context& ctx) {
+  if (ctx.coordinator.empty()) {
+    return absl::InvalidArgumentError("--coordinator: no coordinator address");
+  }
+  ctx.stub = v1::Control::NewStub(
+      grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+  return absl::OkStatus();
+}
+
+int ExitCodeFor(const v1::Job& job) { return job.state() == v1::JOB_STATE_SUCCEEDED ? 0 : 1; }
+
+absl::StatusOr<std::string> ReadSpecFile(const std::string& path) {
+  std::stringstream buf;
+  if (path == "-") {
+    buf << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", strerror(errno)));
+    buf << in.rdbuf();
+  }
+  std::string text = buf.str();
+  if (text.size() > common::kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", text.size(), " bytes; a spec may have at most ", common::kMaxSpecBytes));
+  }
+  return text;
+}
+
+int Submit(Context& ctx, const std::string& file) {
+  absl::StatusOr<std::string> text = ReadSpecFile(file);
+  if (!text.ok()) {
+    *ctx.err << "error: " << text.status().message() << "\n";
+    return 2;
+  }
+  v1::SubmitJobRequest req;
+  req.set_yaml(*text);
+  v1::Job job;
+  grpc::ClientContext rpc;
+  SetDeadline(rpc);
+  grpc::Status s = ctx.stub->SubmitJob(&rpc, req, &job);
+  if (!s.ok()) {
+    *ctx.err << file << ": ";
+    return Fail(ctx, s);
+  }
+  if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
+    *ctx.out << "job/" << job.id() << " submitted\n";
+  } else {
+    PrintJob(ctx, job);
+  }
+  return 0;
+}
+
+int Get(Context& ctx, const std::string& id) {
+  v1::GetJobRequest req;
+  req.set_id(id);
+  v1::Job job;
+  grpc::ClientContext rpc;
+  SetDeadline(rpc);
+  grpc::Status s = ctx.stub->GetJob(&rpc, req, &job);
+  if (!s.ok()) return Fail(ctx, s);
+  PrintJob(ctx, job);
+  return 0;
+}
+
+int List(Context& ctx, bool all) {
+  v1::ListJobsRequest req;
+  req.set_all(all);
+  v1::ListJobsResponse resp;
+  grpc::ClientContext rpc;
+  SetDeadline(rpc);
+  grpc::Status s = ctx.stub->ListJobs(&rpc, req, &resp);
+  if (!s.ok()) return Fail(ctx, s);
+  switch (ctx.output) {
+    case Output::kJson:
+      *ctx.out << ToJson(resp);
+      break;
+    case Output::kYaml:
+      *ctx.out << ToYaml(resp);
+      break;
+    case Output::kName:
+      for (const auto& j : resp.jobs()) *ctx.out << "job/" << j.id() << "\n";
+      break;
+    case Output::kTable:
+    case Output::kWide:
+      *ctx.out << JobsTable({resp.jobs().begin(), resp.jobs().end()}, Now());
+      break;
+  }
+  return 0;
+}
+
+int Cancel(Context& ctx, const std::string& id) {
+  v1::CancelJobRequest req;
+  req.set_id(id);
+  v1::Job job;
+  grpc::ClientContext rpc;
+  SetDeadline(rpc);
+  grpc::Status s = ctx.stub->CancelJob(&rpc, req, &job);
+  if (!s.ok()) return Fail(ctx, s);
+  if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
+    *ctx.out << "job/" << job.id() << " cancelling (" << StateName(job.state()) << ")\n";
+  } else {
+    PrintJob(ctx, job);
+  }
+  return 0;
+}
+
+int Nodes(Context& ctx) {
+  v1::ListNodesResponse resp;
+  grpc::ClientContext rpc;
+  SetDeadline(rpc);
+  grpc::Status s = ctx.stub->ListNodes(&rpc, v1::ListNodesRequest(), &resp);
+  if (!s.ok()) return Fail(ctx, s);
+  switch (ctx.output) {
+    case Output::kJson:
+      *ctx.out << ToJson(resp);
+      break;
+    case Output::kYaml:
+      *ctx.out << ToYaml(resp);
+      break;
+    case Output::kName:
+      for (const auto& n : resp.nodes()) *ctx.out << "node/" << n.name() << "\n";
+      break;
+    case Output::kTable:
+    case Output::kWide:
+      *ctx.out << NodesTable({resp.nodes().begin(), resp.nodes().end()},
+                             ctx.output == Output::kWide);
+      break;
+  }
+  return 0;
+}
+
+int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow) {
+  v1::GetLogsRequest req;
+  req.set_id(id);
+  req.set_rank(rank);
+  req.set_attempt(attempt);
+  req.set_follow(follow);
+  grpc::ClientContext rpc;
+  if (!follow) SetDeadline(rpc);
+  auto reader = ctx.stub->GetLogs(&rpc, req);
+  v1::LogChunk chunk;
+  while (reader->Read(&chunk)) {
+    *ctx.out << chunk.data();
+    ctx.out->flush();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return Fail(ctx, s);
+  return 0;
+}
+
+int Watch(Context& ctx, const std::string& id) {
+  v1::WatchJobRequest req;
+  req.set_id(id);
+  grpc::ClientContext rpc;
+  auto reader = ctx.stub->WatchJob(&rpc, req);
+  v1::Job job;
+  std::string last;
+  bool any = false;
+  while (reader->Read(&job)) {
+    any = true;
+    if (ctx.output == Output::kJson) {
+      *ctx.out << ToJson(job);
+      continue;
+    }
+    if (ctx.output == Output::kYaml) {
+      *ctx.out << "---\n" << ToYaml(job);
+      continue;
+    }
+    int running = 0;
+    for (const auto& r : job.ranks()) running += r.state() == v1::RANK_STATE_RUNNING;
+    std::string line = absl::StrCat(job.id(), "  ", StateName(job.state()), "  ranks ", running,
+                                    "/", job.spec().replicas() * job.spec().procs_per_node(),
+                                    " running  attempt ", job.attempt(), "  ", job.reason());
+    if (line != last) {
+      *ctx.out << Age(Now() - job.create_time_ms()) << "  " << line << "\n";
+      ctx.out->flush();
+      last = std::move(line);
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return Fail(ctx, s);
+  if (!any || !coordinator::IsTerminal(job.state())) {
+    *ctx.err << "error: the watch ended before the job did\n";
+    return 1;
+  }
+  return ExitCodeFor(job);
+}
+
+}  // namespace gangway::cli

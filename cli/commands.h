@@ -1,0 +1,42 @@
+// The CLI's commands as functions of their options, writing to the given
+// streams and returning the process exit code (0 success, 1 the operation
+// failed, 2 bad usage or input), so tests call them directly.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cli/format.h"
+#include "gangway/v1/gangway.grpc.pb.h"
+
+namespace gangway::cli {
+
+struct Context {
+  std::string coordinator;  // host:port
+  Output output = Output::kTable;
+  std::ostream* out;
+  std::ostream* err;
+  std::unique_ptr<v1::Control::Stub> stub;  // made from coordinator
+};
+
+// Fills ctx.stub. Fails only on an empty address.
+absl::Status Connect(Context& ctx);
+
+int Submit(Context& ctx, const std::string& file);
+int Get(Context& ctx, const std::string& id);
+int List(Context& ctx, bool all);
+int Cancel(Context& ctx, const std::string& id);
+int Nodes(Context& ctx);
+int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow);
+// Prints a line per change until the job ends; 0 when it Succeeded.
+int Watch(Context& ctx, const std::string& id);
+
+// Exit code for a finished job: 0 Succeeded, 1 otherwise.
+int ExitCodeFor(const v1::Job& job);
+
+// Reads a spec file ("-" is stdin) with the size limit applied.
+absl::StatusOr<std::string> ReadSpecFile(const std::string& path);
+
+}  // namespace gangway::cli

@@ -1,0 +1,33 @@
+// How the CLI shows jobs and nodes: aligned tables for people, JSON or YAML
+// (-o json|yaml) for scripts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gangway/v1/gangway.pb.h"
+#include "google/protobuf/message.h"
+
+namespace gangway::cli {
+
+enum class Output { kTable, kWide, kJson, kYaml, kName };
+
+// "", "table", "wide", "json", "yaml", "name".
+absl::StatusOr<Output> ParseOutput(const std::string& text);
+
+std::string ToJson(const google::protobuf::Message& msg);
+std::string ToYaml(const google::protobuf::Message& msg);
+
+// Rows of cells to columns padded to the widest cell.
+std::string Table(const std::vector<std::vector<std::string>>& rows);
+
+std::string JobsTable(const std::vector<v1::Job>& jobs, int64_t now_ms);
+// One job with its ranks.
+std::string JobDetail(const v1::Job& job, int64_t now_ms);
+std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide);
+// "12s", "3m4s", "2h5m".
+std::string Age(int64_t ms);
+std::string StateName(v1::JobState state);
+
+}  // namespace gangway::cli

@@ -1,0 +1,25 @@
+// `gangway local SPEC`: a coordinator, an embedded store and N simulated
+// nodes in this one process; submits the spec, shows progress and every
+// rank's output, and exits with the job's verdict.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+namespace gangway::cli {
+
+struct LocalOptions {
+  std::string spec_file;
+  int nodes = 2;
+  std::string node_cpus;    // default: max(2, host cores / nodes)
+  std::string node_memory;  // default: host memory / nodes
+  int node_gpus = 0;        // simulated GPUs per node
+  std::string state_dir = ".gangway/local";
+  std::string listen = "127.0.0.1:0";
+  bool show_logs = true;
+};
+
+// 0 when the job succeeded, 1 when it failed or was cancelled, 2 on bad input.
+int RunLocal(const LocalOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace gangway::cli

@@ -1,0 +1,88 @@
+// gangway: the command line. kubectl's conventions: --coordinator or
+// GANGWAY_COORDINATOR picks the coordinator, -o json|yaml for scripts.
+#include <signal.h>
+
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "cli/local.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  using namespace gangway::cli;
+  CLI::App app{"gangway: gang-scheduled training jobs and sweeps"};
+  app.require_subcommand(1);
+  Context ctx;
+  ctx.out = &std::cout;
+  ctx.err = &std::cerr;
+  const char* env = std::getenv("GANGWAY_COORDINATOR");
+  ctx.coordinator = env && *env ? env : "127.0.0.1:7070";
+  std::string output;
+  std::string log_level = "warn";
+  app.add_option("--coordinator", ctx.coordinator,
+                 "coordinator address host:port (env GANGWAY_COORDINATOR)");
+  app.add_option("-o,--output", output, "table|wide|json|yaml|name");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+  std::string file, id;
+  int rank = 0, attempt = 0;
+  bool follow = false, all = false;
+  auto* submit = app.add_subcommand("submit", "submit a job spec (YAML file, - for stdin)");
+  submit->add_option("FILE", file)->required();
+  auto* get = app.add_subcommand("get", "show a job and its ranks");
+  get->add_option("JOB", id)->required();
+  auto* list = app.add_subcommand("list", "list jobs");
+  list->add_flag("-a,--all", all, "include finished jobs");
+  auto* cancel = app.add_subcommand("cancel", "stop every rank of a job");
+  cancel->add_option("JOB", id)->required();
+  auto* logs = app.add_subcommand("logs", "print a rank's output");
+  logs->add_option("JOB", id)->required();
+  logs->add_option("--rank", rank, "rank (default 0)");
+  logs->add_option("--attempt", attempt, "attempt (default: the current one)");
+  logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
+  auto* watch = app.add_subcommand("watch", "show a job's progress until it ends");
+  watch->add_option("JOB", id)->required();
+  auto* nodes = app.add_subcommand("nodes", "list nodes (-o wide for GPUs)");
+  LocalOptions local_options;
+  auto* local = app.add_subcommand(
+      "local", "run a spec on this machine: coordinator and nodes in one process");
+  local->add_option("SPEC", local_options.spec_file)->required();
+  local->add_option("--nodes", local_options.nodes, "simulated nodes (default 2)");
+  local->add_option("--node-cpus", local_options.node_cpus,
+                    "cores per node (default max(2, cores / nodes))");
+  local->add_option("--node-memory", local_options.node_memory, "memory per node");
+  local->add_option("--node-gpus", local_options.node_gpus, "simulated GPUs per node");
+  local->add_option("--state", local_options.state_dir, "state directory (default .gangway/local)");
+  local->add_flag("!--no-logs", local_options.show_logs, "do not print the ranks' output");
+  CLI11_PARSE(app, argc, argv);
+  gangway::common::SetupLogging(log_level);
+
+  auto out = ParseOutput(output);
+  if (!out.ok()) {
+    std::cerr << "error: " << out.status().message() << "\n";
+    return 2;
+  }
+  ctx.output = *out;
+  if (local->parsed()) {
+    // Before any thread starts, so Ctrl-C reaches the thread that cancels.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return RunLocal(local_options, std::cout, std::cerr);
+  }
+  if (auto s = Connect(ctx); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
+  if (submit->parsed()) return Submit(ctx, file);
+  if (get->parsed()) return Get(ctx, id);
+  if (list->parsed()) return List(ctx, all);
+  if (cancel->parsed()) return Cancel(ctx, id);
+  if (logs->parsed()) return Logs(ctx, id, rank, attempt, follow);
+  if (watch->parsed()) return Watch(ctx, id);
+  if (nodes->parsed()) return Nodes(ctx);
+  return 2;
+}

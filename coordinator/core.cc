@@ -1,0 +1,816 @@
+#include "coordinator/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/rank_env.h"
+#include "coordinator/job_state.h"
+#include "coordinator/scheduler.h"
+
+namespace gangway::coordinator {
+namespace {
+
+constexpr size_t kMaxNodeNameBytes = 253;
+
+std::string Quantity(int64_t milli_cpus, int64_t memory, int32_t gpus) {
+  return absl::StrCat("{cpus: ", milli_cpus / 1000.0, ", memory: ", memory, ", gpus: ", gpus, "}");
+}
+
+v1::CoordinatorMessage StopMessage(const std::string& job_id, int32_t attempt, int64_t grace_ms) {
+  v1::CoordinatorMessage msg;
+  auto* stop = msg.mutable_stop();
+  stop->set_job_id(job_id);
+  stop->set_attempt(attempt);
+  stop->set_grace_ms(grace_ms);
+  return msg;
+}
+
+v1::CoordinatorMessage ForgetMessage(const std::string& job_id, int32_t attempt) {
+  v1::CoordinatorMessage msg;
+  msg.mutable_forget()->set_job_id(job_id);
+  msg.mutable_forget()->set_attempt(attempt);
+  return msg;
+}
+
+}  // namespace
+
+Core::Core(Store* store, AgentSink* sink, const common::Clock* clock, CoreOptions options)
+    : store_(store), sink_(sink), clock_(clock), options_(std::move(options)) {}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+absl::Status Core::Recover() {
+  absl::StatusOr<std::vector<v1::Job>> loaded = store_->LoadJobs();
+  if (!loaded.ok()) return loaded.status();
+  const int64_t now = clock_->NowMs();
+  for (v1::Job& job : *loaded) {
+    next_seq_ = std::max(next_seq_, job.seq() + 1);
+    std::string id = job.id();
+    auto [it, inserted] = jobs_.emplace(id, std::move(job));
+    v1::Job& j = it->second;
+    if (j.state() == v1::JOB_STATE_PENDING) pending_.insert(id);
+    if (!IsTerminal(j.state()) && j.spec().active_deadline_seconds() > 0) {
+      deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
+    }
+    if (HoldsResources(j.state())) {
+      // Nodes learn of their ranks again when they register; until then they
+      // are NotReady placeholders that time out like any silent node.
+      for (const auto& rank : j.ranks()) {
+        NodeRec& node = NodeFor(rank.node());
+        node.node.set_last_seen_ms(now);
+      }
+      Allocate(j, true);
+    }
+  }
+  schedule_needed_ = !pending_.empty();
+  GW_LOG_INFO("recovered jobs={} pending={} nodes_expected={}", jobs_.size(), pending_.size(),
+              nodes_.size());
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+v1::Job* Core::FindJob(const std::string& id) {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+Core::NodeRec& Core::NodeFor(const std::string& name) {
+  auto [it, inserted] = nodes_.try_emplace(name);
+  if (inserted) {
+    it->second.node.set_name(name);
+    it->second.node.set_state(v1::NODE_STATE_NOT_READY);
+  }
+  return it->second;
+}
+
+void Core::MarkChanged(v1::Job& job) { dirty_.insert(job.id()); }
+
+void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
+  if (absl::Status s = CheckTransition(job.state(), to); !s.ok()) {
+    GW_LOG_ERROR("job={} internal: {}", job.id(), std::string(s.message()));
+    return;
+  }
+  GW_LOG_INFO("job={} state {} -> {} {}", job.id(), StateName(job.state()), StateName(to), reason);
+  if (job.state() == v1::JOB_STATE_PENDING) pending_.erase(job.id());
+  job.set_state(to);
+  job.set_reason(std::move(reason));
+  if (to == v1::JOB_STATE_PENDING) {
+    pending_.insert(job.id());
+    schedule_needed_ = true;
+  }
+  if (IsTerminal(to)) job.set_end_time_ms(clock_->NowMs());
+  MarkChanged(job);
+}
+
+void Core::Send(const std::string& node, v1::CoordinatorMessage msg) {
+  outbox_.emplace_back(node, std::move(msg));
+}
+
+v1::RankStatus* Core::FindRank(v1::Job& job, int32_t rank) {
+  if (rank < 0 || rank >= job.ranks_size()) return nullptr;
+  return job.mutable_ranks(rank);  // ranks are stored in rank order
+}
+
+bool Core::IsLive(const v1::Job& job, const v1::RankStatus& rank) const {
+  return HoldsResources(job.state()) &&
+         (rank.state() == v1::RANK_STATE_LAUNCHING || rank.state() == v1::RANK_STATE_RUNNING);
+}
+
+// ---------------------------------------------------------------------------
+// Control
+
+absl::Status Core::CheckCapacity(const common::ParsedJobSpec* parsed,
+                                 const v1::JobSpec& spec) const {
+  if (nodes_.empty()) return absl::OkStatus();  // nodes may still join
+  const int64_t p = spec.procs_per_node();
+  const int64_t cpus = p * spec.resources().milli_cpus();
+  const int64_t mem = p * spec.resources().memory_bytes();
+  const int64_t gpus = p * spec.resources().gpus();
+  int64_t max_cpus = 0, max_mem = 0, max_gpus = 0;
+  for (const auto& [name, rec] : nodes_) {
+    const auto& inv = rec.node.inventory();
+    if (inv.milli_cpus() >= cpus && inv.memory_bytes() >= mem && inv.gpus_size() >= gpus) {
+      return absl::OkStatus();
+    }
+    max_cpus = std::max(max_cpus, inv.milli_cpus());
+    max_mem = std::max(max_mem, inv.memory_bytes());
+    max_gpus = std::max<int64_t>(max_gpus, inv.gpus_size());
+  }
+  auto where = [&](const std::string& path) { return parsed ? parsed->Where(path) : path; };
+  std::string what;
+  if (gpus > max_gpus) {
+    what =
+        absl::StrCat(where("resources.gpus"), ": a replica needs ", gpus, " GPUs (procsPerNode ", p,
+                     " x gpus ", spec.resources().gpus(), ") but the largest node has ", max_gpus);
+  } else if (cpus > max_cpus) {
+    what =
+        absl::StrCat(where("resources.cpus"), ": a replica needs ", cpus / 1000.0,
+                     " cpus (procsPerNode ", p, " x cpus ", spec.resources().milli_cpus() / 1000.0,
+                     ") but the largest node has ", max_cpus / 1000.0);
+  } else if (mem > max_mem) {
+    what = absl::StrCat(where("resources.memory"), ": a replica needs ", mem,
+                        " bytes of memory (procsPerNode ", p, " x memory ",
+                        spec.resources().memory_bytes(), ") but the largest node has ", max_mem);
+  } else {
+    what =
+        absl::StrCat(where("resources"), ": no node has ", Quantity(cpus, mem, gpus), " at once");
+  }
+  return absl::InvalidArgumentError(what);
+}
+
+void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
+  common::ParsedJobSpec parsed;
+  const bool from_yaml = !request.yaml().empty();
+  if (from_yaml) {
+    if (request.yaml().size() > common::kMaxSpecBytes) {
+      done(absl::ResourceExhaustedError(absl::StrCat(
+          "spec is ", request.yaml().size(), " bytes; the limit is ", common::kMaxSpecBytes)));
+      return;
+    }
+    absl::StatusOr<common::ParsedJobSpec> p = common::ParseJobSpec(request.yaml());
+    if (!p.ok()) {
+      done(p.status());
+      return;
+    }
+    parsed = std::move(*p);
+  } else {
+    if (absl::Status s = common::ValidateJobSpec(request.spec()); !s.ok()) {
+      done(s);
+      return;
+    }
+    parsed.spec = request.spec();
+  }
+  if (absl::Status s = CheckCapacity(from_yaml ? &parsed : nullptr, parsed.spec); !s.ok()) {
+    done(s);
+    return;
+  }
+  const int64_t seq = next_seq_++;
+  v1::Job job;
+  job.set_id(absl::StrCat(parsed.spec.name(), "-", seq));
+  job.set_seq(seq);
+  job.set_create_time_ms(clock_->NowMs());
+  *job.mutable_spec() = std::move(parsed.spec);
+  std::string id = job.id();
+  v1::Job& j = jobs_.emplace(id, std::move(job)).first->second;
+  SetState(j, v1::JOB_STATE_PENDING, "waiting to be scheduled");
+  if (j.spec().active_deadline_seconds() > 0) {
+    deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
+  }
+  submits_.push_back({id, std::move(done)});
+}
+
+absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) const {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job named '", id, "'"));
+  return it->second;
+}
+
+std::vector<v1::Job> Core::ListJobs(bool all) const {
+  std::vector<v1::Job> out;
+  for (const auto& [id, job] : jobs_) {
+    if (all || !IsTerminal(job.state())) out.push_back(job);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const v1::Job& a, const v1::Job& b) { return a.seq() < b.seq(); });
+  return out;
+}
+
+absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
+  v1::Job* job = FindJob(id);
+  if (!job) return absl::NotFoundError(absl::StrCat("no job named '", id, "'"));
+  switch (job->state()) {
+    case v1::JOB_STATE_PENDING:
+      SetState(*job, v1::JOB_STATE_CANCELLED, "cancelled");
+      break;
+    case v1::JOB_STATE_SCHEDULED:
+    case v1::JOB_STATE_RUNNING:
+    case v1::JOB_STATE_RESTARTING:
+      BeginStop(*job, v1::JOB_STATE_STOPPING, v1::JOB_STATE_CANCELLED, "cancelled");
+      break;
+    case v1::JOB_STATE_STOPPING:
+      job->set_stop_target(v1::JOB_STATE_CANCELLED);
+      job->set_reason("cancelled");
+      MarkChanged(*job);
+      break;
+    case v1::JOB_STATE_SUCCEEDED:
+    case v1::JOB_STATE_FAILED:
+    case v1::JOB_STATE_CANCELLED:
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", id, "' has already ended (", StateName(job->state()), ")"));
+    case v1::JOB_STATE_UNSPECIFIED:
+    case v1::JobState_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::JobState_INT_MAX_SENTINEL_DO_NOT_USE_:
+      return absl::InternalError("job in an unknown state");
+  }
+  return *job;
+}
+
+std::vector<v1::Node> Core::ListNodes() const {
+  std::vector<v1::Node> out;
+  for (const auto& [name, rec] : nodes_) {
+    v1::Node n = rec.node;
+    int32_t ranks = 0;
+    for (const std::string& id : rec.jobs) {
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) continue;
+      for (const auto& r : it->second.ranks()) {
+        if (r.node() == name && IsLive(it->second, r)) ++ranks;
+      }
+    }
+    n.set_running_ranks(ranks);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> Core::Watch(const std::string& id, Watcher fn) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job named '", id, "'"));
+  const int64_t watch_id = next_watch_++;
+  fn(it->second);
+  watchers_[id].emplace(watch_id, std::move(fn));
+  watch_jobs_.emplace(watch_id, id);
+  return watch_id;
+}
+
+void Core::Unwatch(int64_t watch_id) {
+  auto it = watch_jobs_.find(watch_id);
+  if (it == watch_jobs_.end()) return;
+  auto w = watchers_.find(it->second);
+  if (w != watchers_.end()) {
+    w->second.erase(watch_id);
+    if (w->second.empty()) watchers_.erase(w);
+  }
+  watch_jobs_.erase(it);
+}
+
+void Core::ReadLog(const std::string& job_id, int32_t rank, int32_t attempt, int64_t offset,
+                   int64_t max_bytes, LogCallback done) {
+  v1::Job* job = FindJob(job_id);
+  if (!job) return done(absl::NotFoundError(absl::StrCat("no job named '", job_id, "'")));
+  if (job->ranks_size() == 0) {
+    return done(absl::FailedPreconditionError(
+        absl::StrCat("job '", job_id, "' has not started yet (", StateName(job->state()), ")")));
+  }
+  v1::RankStatus* r = FindRank(*job, rank);
+  if (!r) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("rank: job '", job_id, "' has ranks 0-", job->ranks_size() - 1)));
+  }
+  auto node = nodes_.find(r->node());
+  if (node == nodes_.end() || node->second.session == 0) {
+    return done(absl::UnavailableError(
+        absl::StrCat("node '", r->node(), "' holding the log is not connected")));
+  }
+  const int64_t request_id = next_log_request_++;
+  v1::CoordinatorMessage msg;
+  auto* read = msg.mutable_read_log();
+  read->set_request_id(request_id);
+  read->set_job_id(job_id);
+  read->set_attempt(attempt > 0 ? attempt : job->attempt());
+  read->set_rank(rank);
+  read->set_offset(offset);
+  read->set_max_bytes(max_bytes);
+  log_requests_.emplace(request_id, LogRequest{r->node(), std::move(done)});
+  // Reads change nothing stored, so they need not wait for a flush.
+  sink_->Send(node->second.session, msg);
+}
+
+// ---------------------------------------------------------------------------
+// Scheduling and launching
+
+void Core::Allocate(v1::Job& job, bool take) {
+  const auto& res = job.spec().resources();
+  const int64_t sign = take ? 1 : -1;
+  for (const auto& rank : job.ranks()) {
+    NodeRec& node = NodeFor(rank.node());
+    v1::Resources* a = node.node.mutable_allocated();
+    a->set_milli_cpus(a->milli_cpus() + sign * res.milli_cpus());
+    a->set_memory_bytes(a->memory_bytes() + sign * res.memory_bytes());
+    a->set_gpus(a->gpus() + static_cast<int32_t>(sign) * res.gpus());
+    for (int32_t g : rank.gpu_indices()) {
+      if (take) {
+        node.used_gpus |= uint64_t{1} << g;
+      } else {
+        node.used_gpus &= ~(uint64_t{1} << g);
+      }
+    }
+    if (take) {
+      node.jobs.insert(job.id());
+    } else {
+      node.jobs.erase(job.id());
+    }
+  }
+}
+
+void Core::Schedule() {
+  if (pending_.empty()) return;
+  ClusterSnapshot cluster;
+  std::vector<const std::string*> names;
+  cluster.nodes.reserve(nodes_.size());
+  for (const auto& [name, rec] : nodes_) {
+    const auto& inv = rec.node.inventory();
+    NodeView v;
+    v.name = name;
+    v.ready = rec.node.state() == v1::NODE_STATE_READY;
+    v.total_milli_cpus = inv.milli_cpus();
+    v.total_memory_bytes = inv.memory_bytes();
+    v.total_gpus = std::min(inv.gpus_size(), 64);
+    v.free_milli_cpus = inv.milli_cpus() - rec.node.allocated().milli_cpus();
+    v.free_memory_bytes = inv.memory_bytes() - rec.node.allocated().memory_bytes();
+    const uint64_t all = v.total_gpus == 64 ? ~uint64_t{0} : (uint64_t{1} << v.total_gpus) - 1;
+    v.free_gpu_mask = all & ~rec.used_gpus;
+    cluster.nodes.push_back(std::move(v));
+    names.push_back(&name);
+  }
+  std::vector<PendingJob> pending;
+  pending.reserve(pending_.size());
+  for (const std::string& id : pending_) {
+    const v1::Job& job = jobs_.at(id);
+    const auto& spec = job.spec();
+    pending.push_back(PendingJob{id, spec.priority(), job.seq(), spec.replicas(),
+                                 spec.procs_per_node(), spec.resources().milli_cpus(),
+                                 spec.resources().memory_bytes(), spec.resources().gpus()});
+  }
+  PlacementResult result = Place(cluster, pending);
+  const int64_t now = clock_->NowMs();
+  for (size_t i = 0; i < pending.size(); ++i) {
+    v1::Job& job = jobs_.at(pending[i].id);
+    JobDecision& d = result.decisions[i];
+    if (d.verdict != Verdict::kPlaced) {
+      std::string reason = d.verdict == Verdict::kNeverFits
+                               ? absl::StrCat("unschedulable on the current nodes: ", d.reason)
+                               : d.reason;
+      if (job.reason() != reason) {
+        job.set_reason(std::move(reason));
+        MarkChanged(job);
+      }
+      continue;
+    }
+    job.set_attempt(job.attempt() + 1);
+    job.clear_ranks();
+    job.set_master_port(0);
+    const int32_t procs = job.spec().procs_per_node();
+    const int32_t gpus = job.spec().resources().gpus();
+    for (size_t r = 0; r < d.replicas.size(); ++r) {
+      const ReplicaPlacement& rp = d.replicas[r];
+      for (int32_t l = 0; l < procs; ++l) {
+        v1::RankStatus* rank = job.add_ranks();
+        rank->set_rank(static_cast<int32_t>(r) * procs + l);
+        rank->set_replica(static_cast<int32_t>(r));
+        rank->set_local_rank(l);
+        rank->set_node(*names[rp.node_index]);
+        rank->set_state(v1::RANK_STATE_LAUNCHING);
+        for (int32_t g = 0; g < gpus; ++g) rank->add_gpu_indices(rp.gpu_indices[l * gpus + g]);
+      }
+    }
+    Allocate(job, true);
+    const std::string& master = job.ranks(0).node();
+    job.set_master_addr(nodes_.at(master).node.address());
+    if (job.start_time_ms() == 0) job.set_start_time_ms(now);
+    job.set_attempt_start_time_ms(now);
+    SetState(job, v1::JOB_STATE_SCHEDULED, absl::StrCat("launching attempt ", job.attempt()));
+    // Rank 0's node goes first: it reserves MASTER_PORT, and the other nodes
+    // launch once it has answered with the port.
+    LaunchOn(job, master);
+  }
+}
+
+void Core::LaunchOn(v1::Job& job, const std::string& node) {
+  v1::CoordinatorMessage msg;
+  auto* launch = msg.mutable_launch();
+  launch->set_job_id(job.id());
+  launch->set_attempt(job.attempt());
+  launch->set_master_port(job.master_port());
+  launch->set_working_dir(job.spec().working_dir());
+  const std::vector<std::string> argv = common::RankArgv(job.spec());
+  for (const auto& rank : job.ranks()) {
+    if (rank.node() != node || rank.state() != v1::RANK_STATE_LAUNCHING) continue;
+    v1::RankLaunch* rl = launch->add_ranks();
+    rl->set_rank(rank.rank());
+    for (auto& [k, v] : common::RankEnvironment(job, rank, options_.rendezvous_endpoint)) {
+      (*rl->mutable_env())[k] = v;
+    }
+    for (const auto& a : argv) rl->add_argv(a);
+  }
+  if (launch->ranks_size() > 0) Send(node, std::move(msg));
+}
+
+// ---------------------------------------------------------------------------
+// Stopping and finishing
+
+void Core::BeginStop(v1::Job& job, v1::JobState via, v1::JobState target, std::string reason) {
+  SetState(job, via, std::move(reason));
+  job.set_stop_target(target);
+  std::set<std::string> nodes;
+  const std::string master = job.ranks_size() > 0 ? job.ranks(0).node() : "";
+  for (auto& rank : *job.mutable_ranks()) {
+    if (!IsLive(job, rank)) continue;
+    // A rank off rank 0's node is launched only once MASTER_PORT is known;
+    // before that, nothing was sent and there is nothing to stop.
+    if (rank.state() == v1::RANK_STATE_LAUNCHING && rank.node() != master &&
+        job.master_port() == 0) {
+      rank.set_state(v1::RANK_STATE_EXITED);
+      rank.set_exit_code(-1);
+      continue;
+    }
+    nodes.insert(rank.node());
+  }
+  for (const std::string& node : nodes)
+    Send(node, StopMessage(job.id(), job.attempt(), options_.stop_grace_ms));
+  MaybeFinishStop(job);
+}
+
+void Core::MaybeFinishStop(v1::Job& job) {
+  for (const auto& rank : job.ranks()) {
+    if (IsLive(job, rank)) return;
+  }
+  const v1::JobState via = job.state();
+  FinishAttempt(job);
+  if (via == v1::JOB_STATE_RESTARTING) {
+    SetState(job, v1::JOB_STATE_PENDING, job.reason());
+  } else {
+    SetState(job, job.stop_target(), job.reason());
+  }
+}
+
+void Core::FinishAttempt(v1::Job& job) {
+  Allocate(job, false);
+  std::set<std::string> nodes;
+  for (const auto& rank : job.ranks()) nodes.insert(rank.node());
+  for (const std::string& node : nodes) Send(node, ForgetMessage(job.id(), job.attempt()));
+  schedule_needed_ = true;
+}
+
+void Core::HandleExit(v1::Job& job, v1::RankStatus& rank, int exit_code) {
+  if (!IsLive(job, rank)) return;
+  rank.set_state(exit_code < 0 ? v1::RANK_STATE_LOST : v1::RANK_STATE_EXITED);
+  rank.set_exit_code(exit_code);
+  rank.set_end_time_ms(clock_->NowMs());
+  MarkChanged(job);
+  switch (job.state()) {
+    case v1::JOB_STATE_SCHEDULED:
+    case v1::JOB_STATE_RUNNING: {
+      if (exit_code == 0) {
+        for (const auto& r : job.ranks()) {
+          if (r.state() != v1::RANK_STATE_EXITED || r.exit_code() != 0) return;
+        }
+        FinishAttempt(job);
+        SetState(job, v1::JOB_STATE_SUCCEEDED, "every rank exited 0");
+        return;
+      }
+      FailureDecision d = DecideOnFailure(job.spec(), exit_code, job.restarts());
+      std::string reason =
+          absl::StrCat("rank ", rank.rank(), " on node ", rank.node(), ": ", d.reason);
+      if (d.action == FailureAction::kRestart) {
+        job.set_restarts(job.restarts() + 1);
+        BeginStop(job, v1::JOB_STATE_RESTARTING, v1::JOB_STATE_PENDING, std::move(reason));
+      } else {
+        BeginStop(job, v1::JOB_STATE_STOPPING, v1::JOB_STATE_FAILED, std::move(reason));
+      }
+      return;
+    }
+    case v1::JOB_STATE_RESTARTING:
+    case v1::JOB_STATE_STOPPING:
+      MaybeFinishStop(job);
+      return;
+    case v1::JOB_STATE_UNSPECIFIED:
+    case v1::JOB_STATE_PENDING:
+    case v1::JOB_STATE_SUCCEEDED:
+    case v1::JOB_STATE_FAILED:
+    case v1::JOB_STATE_CANCELLED:
+    case v1::JobState_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::JobState_INT_MAX_SENTINEL_DO_NOT_USE_:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Agent sessions
+
+absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Register& reg) {
+  const std::string& name = reg.node_name();
+  if (name.empty() || name.size() > kMaxNodeNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("register.node_name: must be 1-", kMaxNodeNameBytes, " bytes"));
+  }
+  const auto& inv = reg.inventory();
+  if (inv.milli_cpus() < 0 || inv.memory_bytes() < 0 || inv.gpus_size() > 64) {
+    return absl::InvalidArgumentError(
+        "register.inventory: cpus and memory must be >= 0 and a node has at most 64 GPUs");
+  }
+  NodeRec& node = NodeFor(name);
+  if (node.session != 0 && node.session != session) {
+    // The agent reconnected before its old stream was noticed as gone.
+    sessions_.erase(node.session);
+    sink_->Close(node.session, absl::AbortedError("replaced by a newer session of this node"));
+  }
+  node.session = session;
+  sessions_[session] = name;
+  node.node.set_address(reg.address().empty() ? name : reg.address());
+  *node.node.mutable_inventory() = inv;
+  node.node.set_state(v1::NODE_STATE_READY);
+  node.node.set_last_seen_ms(clock_->NowMs());
+  GW_LOG_INFO("node={} registered session={} cpus={} gpus={} ranks_reported={}", name, session,
+              inv.milli_cpus() / 1000.0, inv.gpus_size(), reg.ranks_size());
+  Reconcile(node, reg);
+  schedule_needed_ = true;
+  v1::RegisterAck ack;
+  ack.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  return ack;
+}
+
+void Core::Reconcile(NodeRec& node, const v1::Register& reg) {
+  const std::string& name = node.node.name();
+  std::set<std::pair<std::string, int32_t>> stop, forget;
+  std::set<std::pair<std::string, int32_t>> known;  // (job, rank) the agent reported
+  for (const v1::RankRecord& rec : reg.ranks()) {
+    v1::Job* job = FindJob(rec.job_id());
+    v1::RankStatus* rank =
+        job && job->attempt() == rec.attempt() ? FindRank(*job, rec.rank()) : nullptr;
+    if (rank && rank->node() == name && IsLive(*job, *rank)) {
+      known.emplace(rec.job_id(), rec.rank());
+      if (rec.exited()) {
+        HandleExit(*job, *rank, rec.exit_code());
+      } else if (rank->state() == v1::RANK_STATE_LAUNCHING) {
+        rank->set_state(v1::RANK_STATE_RUNNING);
+        rank->set_pid(rec.pid());
+        MarkChanged(*job);
+      }
+      continue;
+    }
+    // Not a rank this coordinator expects there: stop it if it runs, and let
+    // the agent drop its record once it has exited.
+    (rec.exited() ? forget : stop).emplace(rec.job_id(), rec.attempt());
+  }
+  for (const auto& [job_id, attempt] : stop) {
+    GW_LOG_WARN("node={} job={} attempt={} runs but is not expected there: stopping it", name,
+                job_id, attempt);
+    Send(name, StopMessage(job_id, attempt, options_.stop_grace_ms));
+  }
+  for (const auto& [job_id, attempt] : forget) Send(name, ForgetMessage(job_id, attempt));
+
+  // Ranks expected here that the agent does not know.
+  const std::set<std::string> jobs = node.jobs;
+  for (const std::string& id : jobs) {
+    v1::Job* job = FindJob(id);
+    if (!job) continue;
+    bool relaunch = false;
+    const bool launch_sent = job->master_port() != 0;
+    for (auto& rank : *job->mutable_ranks()) {
+      if (rank.node() != name || !IsLive(*job, rank) || known.count({id, rank.rank()})) continue;
+      const bool is_master_node = job->ranks(0).node() == name;
+      if (rank.state() == v1::RANK_STATE_LAUNCHING &&
+          (job->state() == v1::JOB_STATE_SCHEDULED || job->state() == v1::JOB_STATE_RUNNING)) {
+        // Never launched there (the message was lost with the old session):
+        // launching now cannot make a second copy.
+        if (is_master_node || launch_sent) relaunch = true;
+        continue;
+      }
+      // It ran there and the agent no longer knows it: its exit is unknown.
+      HandleExit(*job, rank, -1);
+    }
+    if (relaunch && (job->state() == v1::JOB_STATE_SCHEDULED)) LaunchOn(*job, name);
+  }
+}
+
+void Core::HandleGangStarted(NodeRec& node, const v1::GangStarted& msg) {
+  const std::string& name = node.node.name();
+  v1::Job* job = FindJob(msg.job_id());
+  if (!job || job->attempt() != msg.attempt() || !HoldsResources(job->state())) {
+    Send(name, StopMessage(msg.job_id(), msg.attempt(), options_.stop_grace_ms));
+    return;
+  }
+  const int64_t now = clock_->NowMs();
+  for (const v1::RankRecord& rec : msg.ranks()) {
+    v1::RankStatus* rank = FindRank(*job, rec.rank());
+    if (!rank || rank->node() != name || rank->state() != v1::RANK_STATE_LAUNCHING) continue;
+    rank->set_state(v1::RANK_STATE_RUNNING);
+    rank->set_pid(rec.pid());
+    rank->set_start_time_ms(now);
+  }
+  MarkChanged(*job);
+  if (job->state() != v1::JOB_STATE_SCHEDULED) return;
+  if (job->master_port() == 0 && job->ranks(0).node() == name && msg.master_port() > 0) {
+    job->set_master_port(msg.master_port());
+    std::set<std::string> others;
+    for (const auto& rank : job->ranks()) {
+      if (rank.node() != name) others.insert(rank.node());
+    }
+    for (const std::string& other : others) LaunchOn(*job, other);
+  }
+  for (const auto& rank : job->ranks()) {
+    if (rank.state() == v1::RANK_STATE_LAUNCHING) return;
+  }
+  SetState(*job, v1::JOB_STATE_RUNNING, "every rank started");
+}
+
+void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
+  auto s = sessions_.find(session);
+  if (s == sessions_.end()) return;  // a replaced or timed-out session
+  NodeRec& node = nodes_.at(s->second);
+  node.node.set_last_seen_ms(clock_->NowMs());
+  switch (msg.msg_case()) {
+    case v1::AgentMessage::kHeartbeat:
+    case v1::AgentMessage::kRegister:  // only valid first; ignored later
+    case v1::AgentMessage::MSG_NOT_SET:
+      return;
+    case v1::AgentMessage::kGangStarted:
+      HandleGangStarted(node, msg.gang_started());
+      return;
+    case v1::AgentMessage::kRankExited: {
+      const v1::RankRecord& rec = msg.rank_exited().rank();
+      v1::Job* job = FindJob(rec.job_id());
+      v1::RankStatus* rank =
+          job && job->attempt() == rec.attempt() ? FindRank(*job, rec.rank()) : nullptr;
+      if (rank && rank->node() == node.node.name() && IsLive(*job, *rank)) {
+        GW_LOG_INFO("job={} rank={} node={} exited code={}", rec.job_id(), rec.rank(),
+                    node.node.name(), rec.exit_code());
+        HandleExit(*job, *rank, std::clamp(rec.exit_code(), 0, 255));
+      } else {
+        // Already accounted for (a stale attempt, or a rank counted as lost).
+        Send(node.node.name(), ForgetMessage(rec.job_id(), rec.attempt()));
+      }
+      return;
+    }
+    case v1::AgentMessage::kLogData: {
+      auto it = log_requests_.find(msg.log_data().request_id());
+      if (it == log_requests_.end()) return;
+      LogCallback done = std::move(it->second.done);
+      log_requests_.erase(it);
+      done(msg.log_data());
+      return;
+    }
+  }
+}
+
+void Core::OnSessionClosed(int64_t session) {
+  auto s = sessions_.find(session);
+  if (s == sessions_.end()) return;
+  NodeRec& node = nodes_.at(s->second);
+  // The node stays Ready until its heartbeat times out: a reconnect within
+  // the timeout loses nothing.
+  node.session = 0;
+  GW_LOG_INFO("node={} session={} closed", s->second, session);
+  for (auto it = log_requests_.begin(); it != log_requests_.end();) {
+    if (it->second.node == s->second) {
+      LogCallback done = std::move(it->second.done);
+      it = log_requests_.erase(it);
+      done(absl::UnavailableError("the node holding the log disconnected"));
+    } else {
+      ++it;
+    }
+  }
+  sessions_.erase(s);
+}
+
+void Core::NodeLost(NodeRec& node, const std::string& why) {
+  GW_LOG_WARN("node={} NotReady: {}", node.node.name(), why);
+  node.node.set_state(v1::NODE_STATE_NOT_READY);
+  if (node.session != 0) {
+    sink_->Close(node.session, absl::UnavailableError(why));
+    sessions_.erase(node.session);
+    node.session = 0;
+  }
+  const std::set<std::string> jobs = node.jobs;
+  for (const std::string& id : jobs) {
+    v1::Job* job = FindJob(id);
+    if (!job) continue;
+    for (auto& rank : *job->mutable_ranks()) {
+      if (rank.node() == node.node.name()) HandleExit(*job, rank, -1);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Loop
+
+void Core::Tick() {
+  const int64_t now = clock_->NowMs();
+  for (auto& [name, node] : nodes_) {
+    const bool silent = now - node.node.last_seen_ms() > options_.node_timeout_ms;
+    // A NotReady placeholder still holding jobs (after a coordinator restart)
+    // times out the same way.
+    if (silent && (node.node.state() == v1::NODE_STATE_READY || !node.jobs.empty())) {
+      NodeLost(node,
+               absl::StrCat("no heartbeat for ", (now - node.node.last_seen_ms()) / 1000.0, " s"));
+    }
+  }
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    std::string id = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    v1::Job* job = FindJob(id);
+    if (!job || IsTerminal(job->state())) continue;
+    std::string reason = absl::StrCat("DeadlineExceeded: activeDeadlineSeconds ",
+                                      job->spec().active_deadline_seconds(), " passed");
+    if (job->state() == v1::JOB_STATE_PENDING) {
+      SetState(*job, v1::JOB_STATE_FAILED, std::move(reason));
+    } else if (job->state() == v1::JOB_STATE_STOPPING) {
+      // Already stopping; it ends as its stop says.
+    } else {
+      BeginStop(*job, v1::JOB_STATE_STOPPING, v1::JOB_STATE_FAILED, std::move(reason));
+    }
+  }
+}
+
+bool Core::Flush() {
+  if (dirty_.empty()) return true;
+  std::vector<const v1::Job*> batch;
+  batch.reserve(dirty_.size());
+  for (const std::string& id : dirty_) {
+    if (const v1::Job* job = FindJob(id)) batch.push_back(job);
+  }
+  if (absl::Status s = store_->SaveJobs(batch); !s.ok()) {
+    GW_LOG_ERROR("store write of {} jobs failed, will retry: {}", batch.size(),
+                 std::string(s.message()));
+    return false;
+  }
+  for (const v1::Job* job : batch) {
+    auto w = watchers_.find(job->id());
+    if (w == watchers_.end()) continue;
+    // Copy: a watcher may unwatch itself.
+    std::vector<Watcher> fns;
+    for (auto& [wid, fn] : w->second) fns.push_back(fn);
+    for (auto& fn : fns) fn(*job);
+  }
+  dirty_.clear();
+  return true;
+}
+
+void Core::Settle() {
+  const bool stored = Flush();
+  if (!submits_.empty()) {
+    std::vector<PendingSubmit> submits = std::move(submits_);
+    submits_.clear();
+    for (PendingSubmit& s : submits) {
+      if (stored) {
+        s.done(jobs_.at(s.job_id));
+        continue;
+      }
+      // Refuse what could not be stored, so nothing acknowledged is lost.
+      pending_.erase(s.job_id);
+      dirty_.erase(s.job_id);
+      jobs_.erase(s.job_id);
+      s.done(absl::UnavailableError("the store could not save the job; it was not accepted"));
+    }
+  }
+  if (schedule_needed_) {
+    schedule_needed_ = false;
+    Schedule();
+    Flush();
+  }
+  if (outbox_.empty()) return;
+  auto outbox = std::move(outbox_);
+  outbox_.clear();
+  for (auto& [node, msg] : outbox) {
+    auto it = nodes_.find(node);
+    if (it != nodes_.end() && it->second.session != 0) sink_->Send(it->second.session, msg);
+  }
+}
+
+}  // namespace gangway::coordinator

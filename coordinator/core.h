@@ -1,0 +1,156 @@
+// The coordinator's core: every job, node and session record, and every
+// decision about them.
+//
+// Thread: one. The core is plain sequential code; the gRPC layer posts each
+// event onto the loop that owns the core and calls Settle() at the end of
+// the loop turn. The core never calls gRPC: messages for agents go to an
+// AgentSink, answers that must wait for the store go to callbacks run from
+// Settle() after the write.
+//
+// A loop turn ends with Settle():
+//   1. write the changed jobs (one transaction); answer submissions, or
+//      refuse them if the write failed (nothing half-stored);
+//   2. run the scheduler if capacity or the queue changed, launch gangs;
+//   3. write again, then send the agents their messages and tell watchers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/spec.h"
+#include "coordinator/store.h"
+#include "gangway/v1/gangway.pb.h"
+
+namespace gangway::coordinator {
+
+// Where messages for agents go. Implemented over the session streams; tests
+// record them.
+class AgentSink {
+ public:
+  virtual ~AgentSink() = default;
+  virtual void Send(int64_t session, const v1::CoordinatorMessage& msg) = 0;
+  // Ends a session (its agent will reconnect and register again).
+  virtual void Close(int64_t session, const absl::Status& why) = 0;
+};
+
+struct CoreOptions {
+  int64_t heartbeat_interval_ms = 1000;
+  // A node silent this long is NotReady and its ranks are lost.
+  int64_t node_timeout_ms = 5000;
+  // Between SIGTERM and SIGKILL when a gang is stopped.
+  int64_t stop_grace_ms = 5000;
+  // GANGWAY_RDZV for ranks.
+  std::string rendezvous_endpoint;
+};
+
+class Core {
+ public:
+  Core(Store* store, AgentSink* sink, const common::Clock* clock, CoreOptions options);
+
+  // Loads every stored job; placements of live jobs hold their resources on
+  // nodes that must register within node_timeout_ms or count as lost.
+  absl::Status Recover();
+
+  // ---- Control -----------------------------------------------------------
+  using JobCallback = std::function<void(absl::StatusOr<v1::Job>)>;
+  // `done` runs from Settle() once the job is stored (or refused).
+  void Submit(const v1::SubmitJobRequest& request, JobCallback done);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id) const;
+  std::vector<v1::Job> ListJobs(bool all) const;
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  std::vector<v1::Node> ListNodes() const;
+
+  // `fn` runs with the job now and after every change that was stored.
+  using Watcher = std::function<void(const v1::Job&)>;
+  absl::StatusOr<int64_t> Watch(const std::string& id, Watcher fn);
+  void Unwatch(int64_t watch_id);
+
+  // Reads up to max_bytes of a rank's log at `offset` through its agent.
+  using LogCallback = std::function<void(absl::StatusOr<v1::LogData>)>;
+  void ReadLog(const std::string& job_id, int32_t rank, int32_t attempt, int64_t offset,
+               int64_t max_bytes, LogCallback done);
+
+  // ---- Agent sessions ----------------------------------------------------
+  absl::StatusOr<v1::RegisterAck> OnRegister(int64_t session, const v1::Register& reg);
+  void OnAgentMessage(int64_t session, const v1::AgentMessage& msg);
+  void OnSessionClosed(int64_t session);
+
+  // ---- Loop --------------------------------------------------------------
+  // Heartbeat timeouts and deadlines against the clock.
+  void Tick();
+  void Settle();
+
+  const CoreOptions& options() const { return options_; }
+
+ private:
+  struct NodeRec {
+    v1::Node node;
+    int64_t session = 0;  // 0: not connected
+    int64_t free_milli_cpus = 0;
+    int64_t free_memory = 0;
+    uint64_t used_gpus = 0;
+    std::set<std::string> jobs;  // jobs holding resources here
+  };
+  struct PendingSubmit {
+    std::string job_id;
+    JobCallback done;
+  };
+  struct LogRequest {
+    std::string node;
+    LogCallback done;
+  };
+
+  v1::Job* FindJob(const std::string& id);
+  NodeRec& NodeFor(const std::string& name);
+  void MarkChanged(v1::Job& job);
+  void SetState(v1::Job& job, v1::JobState to, std::string reason);
+  void Send(const std::string& node, v1::CoordinatorMessage msg);
+
+  absl::Status CheckCapacity(const common::ParsedJobSpec* parsed, const v1::JobSpec& spec) const;
+  void Schedule();
+  void LaunchOn(v1::Job& job, const std::string& node);
+  void Allocate(v1::Job& job, bool take);
+  void BeginStop(v1::Job& job, v1::JobState via, v1::JobState target, std::string reason);
+  void MaybeFinishStop(v1::Job& job);
+  void FinishAttempt(v1::Job& job);
+  void HandleGangStarted(NodeRec& node, const v1::GangStarted& msg);
+  void HandleExit(v1::Job& job, v1::RankStatus& rank, int exit_code);
+  bool IsLive(const v1::Job& job, const v1::RankStatus& rank) const;
+  v1::RankStatus* FindRank(v1::Job& job, int32_t rank);
+  void Reconcile(NodeRec& node, const v1::Register& reg);
+  void NodeLost(NodeRec& node, const std::string& why);
+  bool Flush();
+
+  Store* store_;
+  AgentSink* sink_;
+  const common::Clock* clock_;
+  CoreOptions options_;
+
+  std::unordered_map<std::string, v1::Job> jobs_;
+  std::map<std::string, NodeRec> nodes_;  // ordered: stable scheduling input
+  std::unordered_map<int64_t, std::string> sessions_;
+  std::set<std::string> pending_;
+  std::multimap<int64_t, std::string> deadlines_;  // deadline ms -> job
+  int64_t next_seq_ = 1;
+
+  // Work of the current loop turn.
+  std::set<std::string> dirty_;
+  std::vector<PendingSubmit> submits_;
+  std::vector<std::pair<std::string, v1::CoordinatorMessage>> outbox_;
+  bool schedule_needed_ = false;
+
+  std::map<std::string, std::map<int64_t, Watcher>> watchers_;
+  std::unordered_map<int64_t, std::string> watch_jobs_;
+  int64_t next_watch_ = 1;
+  std::unordered_map<int64_t, LogRequest> log_requests_;
+  int64_t next_log_request_ = 1;
+};
+
+}  // namespace gangway::coordinator

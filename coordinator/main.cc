@@ -1,0 +1,53 @@
+// gangway-coordinator: owns every job and node record.
+#include <signal.h>
+
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "common/log.h"
+#include "coordinator/server.h"
+
+int main(int argc, char** argv) {
+  using namespace gangway;
+  CLI::App app{"gangway-coordinator: schedules gangs of ranks onto agents"};
+  coordinator::ServerOptions options;
+  double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5;
+  std::string log_level = "info";
+  app.add_option("--listen", options.listen, "address to serve on (host:port; port 0 = any)");
+  app.add_option("--state", options.state_dir, "state directory (SQLite store)");
+  app.add_option("--node-timeout", node_timeout_s,
+                 "seconds without a heartbeat before a node is NotReady (default 5)");
+  app.add_option("--heartbeat-interval", heartbeat_s, "seconds between agent heartbeats");
+  app.add_option("--stop-grace", grace_s, "seconds between SIGTERM and SIGKILL (default 5)");
+  app.add_option("--rendezvous-endpoint", options.core.rendezvous_endpoint,
+                 "GANGWAY_RDZV given to ranks (default: the listen address)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+  if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s) {
+    std::cerr << "gangway-coordinator: need 0 < --heartbeat-interval < --node-timeout and "
+                 "--stop-grace >= 0\n";
+    return 2;
+  }
+  options.core.node_timeout_ms = static_cast<int64_t>(node_timeout_s * 1000);
+  options.core.heartbeat_interval_ms = static_cast<int64_t>(heartbeat_s * 1000);
+  options.core.stop_grace_ms = static_cast<int64_t>(grace_s * 1000);
+  common::SetupLogging(log_level);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto server = coordinator::CoordinatorServer::Start(options);
+  if (!server.ok()) {
+    std::cerr << "gangway-coordinator: " << server.status().message() << "\n";
+    return 1;
+  }
+  // Scripts and tests that pass port 0 read the port from this line.
+  std::cout << "listening " << (*server)->address() << std::endl;
+  int sig = 0;
+  sigwait(&set, &sig);
+  GW_LOG_INFO("stopping on signal {}", sig);
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,504 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "coordinator/job_state.h"
+#include "coordinator/sqlite_store.h"
+#include "gangway/v1/gangway.grpc.pb.h"
+
+namespace gangway::coordinator {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr int64_t kLogChunkBytes = 64 * 1024;
+constexpr auto kLogFollowPoll = std::chrono::milliseconds(200);
+
+// One agent's stream. Reads post into the loop; writes come from the loop and
+// are queued here because gRPC allows one write in flight per stream.
+class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
+ public:
+  using Post = std::function<void(std::function<void(Core&)>)>;
+
+  SessionReactor(int64_t id, Post post, std::function<void(int64_t)> on_done)
+      : id_(id), post_(std::move(post)), on_done_(std::move(on_done)) {}
+
+  void Begin(std::shared_ptr<SessionReactor> self) {
+    self_ = std::move(self);
+    StartRead(&in_);
+  }
+
+  void Send(const v1::CoordinatorMessage& msg) {
+    std::lock_guard lock(mu_);
+    if (finishing_) return;
+    queue_.push_back(msg);
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+    }
+  }
+
+  void Close(const absl::Status& why) {
+    std::lock_guard lock(mu_);
+    if (finishing_) return;
+    finishing_ = true;
+    finish_status_ = common::ToGrpc(why);
+    if (!writing_) Finish(finish_status_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Close(absl::OkStatus());
+      return;
+    }
+    v1::AgentMessage msg = std::move(in_);
+    in_.Clear();
+    if (!registered_) {
+      if (msg.msg_case() != v1::AgentMessage::kRegister) {
+        Close(absl::InvalidArgumentError("the first message of a session must be register"));
+        return;
+      }
+      registered_ = true;
+      std::shared_ptr<SessionReactor> self = self_;
+      post_([self, reg = std::move(*msg.mutable_register_())](Core& core) {
+        absl::StatusOr<v1::RegisterAck> ack = core.OnRegister(self->id_, reg);
+        if (!ack.ok()) {
+          self->Close(ack.status());
+          return;
+        }
+        v1::CoordinatorMessage out;
+        *out.mutable_register_ack() = *ack;
+        self->Send(out);
+      });
+    } else {
+      const int64_t id = id_;
+      post_([id, msg = std::move(msg)](Core& core) { core.OnAgentMessage(id, msg); });
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    queue_.pop_front();
+    if (ok && !queue_.empty() && !finishing_) {
+      StartWrite(&queue_.front());
+      return;
+    }
+    writing_ = false;
+    if (!ok && !finishing_) {
+      finishing_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+    }
+    if (finishing_) Finish(finish_status_);
+  }
+
+  void OnDone() override {
+    on_done_(id_);
+    self_.reset();  // posted work may still hold the object; it dies with the last
+  }
+
+ private:
+  const int64_t id_;
+  Post post_;
+  std::function<void(int64_t)> on_done_;
+  std::shared_ptr<SessionReactor> self_;
+  v1::AgentMessage in_;
+  bool registered_ = false;  // reader side only
+  std::mutex mu_;
+  std::deque<v1::CoordinatorMessage> queue_;
+  bool writing_ = false;
+  bool finishing_ = false;
+  grpc::Status finish_status_;
+};
+
+// Writes a job whenever it changes; coalesces to the newest version while a
+// write is in flight, and ends after the job's terminal state is written.
+class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  explicit WatchReactor(std::function<void()> on_done) : on_done_(std::move(on_done)) {}
+
+  void Begin(std::shared_ptr<WatchReactor> self) { self_ = std::move(self); }
+
+  void Update(const v1::Job& job) {
+    std::lock_guard lock(mu_);
+    if (done_writing_) return;
+    if (writing_) {
+      next_ = job;
+      return;
+    }
+    StartLocked(job);
+  }
+
+  void Fail(const absl::Status& s) {
+    std::lock_guard lock(mu_);
+    if (done_writing_) return;
+    done_writing_ = true;
+    Finish(common::ToGrpc(s));
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) {
+      done_writing_ = true;
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      return;
+    }
+    if (next_) {
+      v1::Job job = std::move(*next_);
+      next_.reset();
+      StartLocked(job);
+    } else if (IsTerminal(current_.state())) {
+      done_writing_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  void OnCancel() override { Fail(absl::CancelledError("watch cancelled")); }
+
+  void OnDone() override {
+    on_done_();
+    self_.reset();
+  }
+
+ private:
+  void StartLocked(const v1::Job& job) {
+    current_ = job;
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  std::function<void()> on_done_;
+  std::shared_ptr<WatchReactor> self_;
+  std::mutex mu_;
+  v1::Job current_;
+  std::optional<v1::Job> next_;
+  bool writing_ = false;
+  bool done_writing_ = false;
+};
+
+}  // namespace
+
+struct CoordinatorServer::Impl final : public AgentSink,
+                                       public v1::Control::CallbackService,
+                                       public v1::AgentSession::CallbackService {
+  ServerOptions options;
+  common::SystemClock clock;
+  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Core> core;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  asio::steady_timer tick{io};
+  std::thread loop;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool settle_posted = false;  // loop thread only
+  std::atomic<int64_t> next_session{1};
+  std::unordered_map<int64_t, std::shared_ptr<SessionReactor>> sessions;  // loop thread only
+  std::once_flag shutdown_once;
+
+  // ---- Loop ----------------------------------------------------------------
+  void Post(std::function<void(Core&)> fn) {
+    asio::post(io, [this, fn = std::move(fn)] {
+      fn(*core);
+      if (!settle_posted) {
+        settle_posted = true;
+        // Runs after every event already queued: one flush per batch.
+        asio::post(io, [this] {
+          settle_posted = false;
+          core->Settle();
+        });
+      }
+    });
+  }
+
+  void ScheduleTick() {
+    tick.expires_after(std::chrono::milliseconds(options.tick_ms));
+    tick.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      core->Tick();
+      core->Settle();
+      ScheduleTick();
+    });
+  }
+
+  // ---- AgentSink (loop thread) ---------------------------------------------
+  void Send(int64_t session, const v1::CoordinatorMessage& msg) override {
+    auto it = sessions.find(session);
+    if (it != sessions.end()) it->second->Send(msg);
+  }
+  void Close(int64_t session, const absl::Status& why) override {
+    auto it = sessions.find(session);
+    if (it != sessions.end()) it->second->Close(why);
+  }
+
+  // ---- AgentSession ----------------------------------------------------------
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Session(
+      grpc::CallbackServerContext*) override {
+    const int64_t id = next_session++;
+    auto reactor = std::make_shared<SessionReactor>(
+        id, [this](std::function<void(Core&)> fn) { Post(std::move(fn)); },
+        [this](int64_t sid) {
+          Post([this, sid](Core& c) {
+            sessions.erase(sid);
+            c.OnSessionClosed(sid);
+          });
+        });
+    asio::post(io, [this, id, reactor] { sessions.emplace(id, reactor); });
+    reactor->Begin(reactor);
+    return reactor.get();
+  }
+
+  // ---- Control ---------------------------------------------------------------
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
+                                      const v1::SubmitJobRequest* req, v1::Job* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    Post([req, resp, reactor](Core& c) {
+      c.Submit(*req, [resp, reactor](absl::StatusOr<v1::Job> job) {
+        if (job.ok()) *resp = std::move(*job);
+        reactor->Finish(common::ToGrpc(job.status()));
+      });
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
+                                   v1::Job* resp) override {
+    return Answer(ctx, resp, [req](Core& c) { return c.GetJob(req->id()); });
+  }
+
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
+                                      const v1::CancelJobRequest* req, v1::Job* resp) override {
+    return Answer(ctx, resp, [req](Core& c) { return c.Cancel(req->id()); });
+  }
+
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* req,
+                                     v1::ListJobsResponse* resp) override {
+    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::ListJobsResponse> {
+      v1::ListJobsResponse out;
+      for (auto& job : c.ListJobs(req->all())) *out.add_jobs() = std::move(job);
+      return out;
+    });
+  }
+
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest*,
+                                      v1::ListNodesResponse* resp) override {
+    return Answer(ctx, resp, [](Core& c) -> absl::StatusOr<v1::ListNodesResponse> {
+      v1::ListNodesResponse out;
+      for (auto& node : c.ListNodes()) *out.add_nodes() = std::move(node);
+      return out;
+    });
+  }
+
+  template <typename Resp, typename Fn>
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Resp* resp, Fn fn) {
+    auto* reactor = ctx->DefaultReactor();
+    Post([resp, reactor, fn = std::move(fn)](Core& c) {
+      absl::StatusOr<Resp> r = fn(c);
+      if (r.ok()) *resp = std::move(*r);
+      reactor->Finish(common::ToGrpc(r.status()));
+    });
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext*,
+                                              const v1::WatchJobRequest* req) override {
+    auto watch_id = std::make_shared<std::atomic<int64_t>>(0);
+    auto reactor = std::make_shared<WatchReactor>(
+        [this, watch_id] { Post([watch_id](Core& c) { c.Unwatch(watch_id->load()); }); });
+    reactor->Begin(reactor);
+    std::weak_ptr<WatchReactor> weak = reactor;
+    Post([id = req->id(), weak, watch_id](Core& c) {
+      auto r = weak.lock();
+      if (!r) return;
+      absl::StatusOr<int64_t> w = c.Watch(id, [weak](const v1::Job& job) {
+        if (auto rr = weak.lock()) rr->Update(job);
+      });
+      if (!w.ok()) {
+        r->Fail(w.status());
+        return;
+      }
+      watch_id->store(*w);
+    });
+    return reactor.get();
+  }
+
+  // Streams a rank's log through its agent, chunk by chunk; with follow, polls
+  // for more until the rank's job has ended and the log is drained.
+  class LogsReactor : public grpc::ServerWriteReactor<v1::LogChunk> {
+   public:
+    LogsReactor(Impl* impl, v1::GetLogsRequest req)
+        : impl_(impl), req_(std::move(req)), timer_(impl->io), offset_(req_.offset()) {}
+
+    void Begin(std::shared_ptr<LogsReactor> self) {
+      self_ = self;
+      impl_->Post([self](Core& c) { self->Request(c); });
+    }
+
+    // Loop thread.
+    void Request(Core& c) {
+      if (cancelled_) return FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      std::shared_ptr<LogsReactor> self = self_.lock();
+      if (!self) return;
+      c.ReadLog(req_.id(), req_.rank(), req_.attempt(), offset_, kLogChunkBytes,
+                [self, &c](absl::StatusOr<v1::LogData> data) { self->OnData(c, std::move(data)); });
+    }
+
+    void OnData(Core& c, absl::StatusOr<v1::LogData> data) {
+      if (data.ok() && !data->error().empty()) {
+        data = absl::NotFoundError(data->error());
+      }
+      if (!data.ok()) return FinishOnce(common::ToGrpc(data.status()));
+      if (cancelled_) return FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      if (!data->data().empty()) {
+        offset_ = data->offset() + static_cast<int64_t>(data->data().size());
+        chunk_.set_data(std::move(*data->mutable_data()));
+        chunk_.set_offset(data->offset());
+        StartWrite(&chunk_);
+        return;
+      }
+      absl::StatusOr<v1::Job> job = c.GetJob(req_.id());
+      const bool ended = !job.ok() || IsTerminal(job->state()) ||
+                         (req_.attempt() > 0 && req_.attempt() != job->attempt());
+      if (!req_.follow() || ended) return FinishOnce(grpc::Status::OK);
+      std::shared_ptr<LogsReactor> self = self_.lock();
+      timer_.expires_after(kLogFollowPoll);
+      timer_.async_wait([self, &c](const boost::system::error_code& ec) {
+        if (ec) return self->FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+        self->Request(c);
+      });
+    }
+
+    void OnWriteDone(bool ok) override {
+      if (!ok) return FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      std::shared_ptr<LogsReactor> self = self_.lock();
+      impl_->Post([self](Core& c) { self->Request(c); });
+    }
+
+    void OnCancel() override {
+      std::shared_ptr<LogsReactor> self = self_.lock();
+      impl_->Post([self](Core&) {
+        self->cancelled_ = true;
+        self->timer_.cancel();
+      });
+    }
+
+    void OnDone() override {
+      // The loop drops its references once pending work has run.
+      impl_->Post([keep = holder_](Core&) {});
+      holder_.reset();
+    }
+
+    std::shared_ptr<LogsReactor> holder_;
+
+   private:
+    void FinishOnce(const grpc::Status& status) {
+      std::lock_guard lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+      Finish(status);
+    }
+
+    std::mutex mu_;
+    bool finished_ = false;
+    Impl* impl_;
+    v1::GetLogsRequest req_;
+    asio::steady_timer timer_;
+    int64_t offset_;
+    v1::LogChunk chunk_;
+    std::weak_ptr<LogsReactor> self_;
+    bool cancelled_ = false;  // loop thread
+  };
+
+  grpc::ServerWriteReactor<v1::LogChunk>* GetLogs(grpc::CallbackServerContext*,
+                                                  const v1::GetLogsRequest* req) override {
+    auto reactor = std::make_shared<LogsReactor>(this, *req);
+    reactor->holder_ = reactor;
+    reactor->Begin(reactor);
+    return reactor.get();
+  }
+
+  void Shutdown() {
+    std::call_once(shutdown_once, [this] {
+      if (server) {
+        // Streams must end for Shutdown to return: close the sessions first.
+        asio::post(io, [this] {
+          for (auto& [id, s] : sessions) s->Close(absl::UnavailableError("coordinator stopping"));
+        });
+        server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      }
+      asio::post(io, [this] { tick.cancel(); });
+      work.reset();
+      io.stop();
+      if (loop.joinable()) loop.join();
+    });
+  }
+};
+
+CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create state dir ", options.state_dir, ": ", ec.message()));
+  }
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open((std::filesystem::path(options.state_dir) / "gangway.db").string());
+  if (!store.ok()) return store.status();
+  impl->store = std::move(*store);
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
+  builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  CoreOptions core_options = options.core;
+  if (core_options.rendezvous_endpoint.empty()) {
+    std::string host = options.listen.substr(0, options.listen.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+    core_options.rendezvous_endpoint = absl::StrCat(host, ":", impl->port);
+  }
+  impl->core = std::make_unique<Core>(impl->store.get(), impl.get(), &impl->clock, core_options);
+  if (absl::Status s = impl->core->Recover(); !s.ok()) {
+    impl->server->Shutdown();
+    return s;
+  }
+  impl->ScheduleTick();
+  Impl* raw = impl.get();
+  impl->loop = std::thread([raw] { raw->io.run(); });
+  GW_LOG_INFO("coordinator listening on port {} state={}", impl->port, options.state_dir);
+  return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
+}
+
+std::string CoordinatorServer::address() const { return absl::StrCat("127.0.0.1:", impl_->port); }
+int CoordinatorServer::port() const { return impl_->port; }
+void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace gangway::coordinator

@@ -1,0 +1,44 @@
+// The coordinator daemon's wiring: the store, the core on its own loop
+// thread, and the gRPC callback services (Control, AgentSession) that post
+// events into the loop. Used by gangway-coordinator and `gangway local`.
+//
+// Threads: gRPC's callback threads run the reactors, which only post onto
+// the loop; the loop thread owns the Core. No thread per stream.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "coordinator/core.h"
+
+namespace gangway::coordinator {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7070";  // port 0 picks a free port
+  std::string state_dir = "state";
+  CoreOptions core;
+  int64_t tick_ms = 100;
+  // Larger requests get RESOURCE_EXHAUSTED from gRPC itself.
+  int max_message_bytes = 4 << 20;
+};
+
+class CoordinatorServer {
+ public:
+  // Opens the store, recovers, listens. Errors: UNAVAILABLE (store, port).
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const ServerOptions& options);
+  ~CoordinatorServer();
+
+  // "127.0.0.1:PORT" with the port actually bound.
+  std::string address() const;
+  int port() const;
+  // Stops accepting, ends every stream and the loop. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  explicit CoordinatorServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gangway::coordinator
