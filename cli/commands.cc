@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/spec.h"
@@ -39,6 +40,24 @@ int Fail(Context& ctx, const grpc::Status& s) {
 }
 
 int64_t Now() { return common::SystemClock().NowMs(); }
+
+// "2 running, 2 exited" over the current attempt's ranks.
+std::string RankCounts(const v1::Job& job) {
+  int launching = 0, running = 0, exited = 0, lost = 0;
+  for (const auto& r : job.ranks()) {
+    launching += r.state() == v1::RANK_STATE_LAUNCHING;
+    running += r.state() == v1::RANK_STATE_RUNNING;
+    exited += r.state() == v1::RANK_STATE_EXITED;
+    lost += r.state() == v1::RANK_STATE_LOST;
+  }
+  std::vector<std::string> parts;
+  if (launching) parts.push_back(absl::StrCat(launching, " launching"));
+  if (running) parts.push_back(absl::StrCat(running, " running"));
+  if (exited) parts.push_back(absl::StrCat(exited, " exited"));
+  if (lost) parts.push_back(absl::StrCat(lost, " lost"));
+  if (parts.empty()) return "none yet";
+  return absl::StrJoin(parts, ", ");
+}
 
 void PrintJob(Context& ctx, const v1::Job& job) {
   switch (ctx.output) {
@@ -228,11 +247,9 @@ int Watch(Context& ctx, const std::string& id) {
       *ctx.out << "---\n" << ToYaml(job);
       continue;
     }
-    int running = 0;
-    for (const auto& r : job.ranks()) running += r.state() == v1::RANK_STATE_RUNNING;
-    std::string line = absl::StrCat(job.id(), "  ", StateName(job.state()), "  ranks ", running,
-                                    "/", job.spec().replicas() * job.spec().procs_per_node(),
-                                    " running  attempt ", job.attempt(), "  ", job.reason());
+    std::string line = absl::StrCat(job.id(), "  ", StateName(job.state()), "  attempt ",
+                                    job.attempt(), "  ranks: ", RankCounts(job), "  ",
+                                    job.reason());
     if (line != last) {
       *ctx.out << Age(Now() - job.create_time_ms()) << "  " << line << "\n";
       ctx.out->flush();
