@@ -34,6 +34,12 @@ v1::CoordinatorMessage ForgetMessage(const std::string& job_id, int32_t attempt)
   return msg;
 }
 
+// An exit code reported by an agent, as the restart policy reads it. Agents
+// report 0-255 (128+N for signal N). Anything else is malformed and must
+// never read as success (clamping -9 to 0 did), nor as -1, which means "node
+// lost" here: it counts as 255, an unknown, signal-like failure.
+int AgentExitCode(int32_t code) { return code >= 0 && code <= 255 ? code : 255; }
+
 }  // namespace
 
 Core::Core(Store* store, AgentSink* sink, const common::Clock* clock, CoreOptions options)
@@ -179,11 +185,15 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
     }
     parsed = std::move(*p);
   } else {
-    if (absl::Status s = common::ValidateJobSpec(request.spec()); !s.ok()) {
+    // A proto leaves unset what YAML defaults (replicas, procsPerNode,
+    // restartPolicy): spec.h asks for the defaults before validation, else a
+    // spec giving only name and command is refused for "replicas: 0".
+    parsed.spec = request.spec();
+    common::ApplyJobSpecDefaults(&parsed.spec);
+    if (absl::Status s = common::ValidateJobSpec(parsed.spec); !s.ok()) {
       done(s);
       return;
     }
-    parsed.spec = request.spec();
   }
   if (absl::Status s = CheckCapacity(from_yaml ? &parsed : nullptr, parsed.spec); !s.ok()) {
     done(s);
@@ -263,6 +273,10 @@ std::vector<v1::Node> Core::ListNodes() const {
       }
     }
     n.set_running_ranks(ranks);
+    // The proto has the field; leaving it empty hid which GPUs are taken.
+    for (int32_t g = 0; g < 64; ++g) {
+      if (rec.used_gpus & (uint64_t{1} << g)) n.add_allocated_gpus(g);
+    }
     out.push_back(std::move(n));
   }
   return out;
@@ -501,6 +515,15 @@ void Core::HandleExit(v1::Job& job, v1::RankStatus& rank, int exit_code) {
           if (r.state() != v1::RANK_STATE_EXITED || r.exit_code() != 0) return;
         }
         FinishAttempt(job);
+        // Every rank ran, even if the GangStarted that would have made the
+        // job Running was lost with a session (the agent then reports the
+        // exits when it registers again). Scheduled -> Succeeded is no edge
+        // of the diagram: without passing through Running the transition was
+        // refused and the job stayed Scheduled with its resources already
+        // freed (a later cancel freed them a second time).
+        if (job.state() == v1::JOB_STATE_SCHEDULED) {
+          SetState(job, v1::JOB_STATE_RUNNING, "every rank started");
+        }
         SetState(job, v1::JOB_STATE_SUCCEEDED, "every rank exited 0");
         return;
       }
@@ -569,6 +592,22 @@ void Core::Reconcile(NodeRec& node, const v1::Register& reg) {
   const std::string& name = node.node.name();
   std::set<std::pair<std::string, int32_t>> stop, forget;
   std::set<std::pair<std::string, int32_t>> known;  // (job, rank) the agent reported
+  std::set<std::string> started;                    // jobs with ranks reported started
+  // Gangs already being stopped whose ranks still run here: the StopGang may
+  // have been lost with the old session (or sent before a coordinator
+  // restart), and without it they would never stop. Noted before any exit
+  // below starts a new stop, which sends its own StopGang.
+  std::set<std::pair<std::string, int32_t>> restop;
+  for (const v1::RankRecord& rec : reg.ranks()) {
+    v1::Job* job = FindJob(rec.job_id());
+    if (rec.exited() || !job || job->attempt() != rec.attempt()) continue;
+    if (job->state() != v1::JOB_STATE_RESTARTING && job->state() != v1::JOB_STATE_STOPPING) {
+      continue;
+    }
+    v1::RankStatus* rank = FindRank(*job, rec.rank());
+    if (rank && rank->node() == name && IsLive(*job, *rank))
+      restop.emplace(job->id(), job->attempt());
+  }
   for (const v1::RankRecord& rec : reg.ranks()) {
     v1::Job* job = FindJob(rec.job_id());
     v1::RankStatus* rank =
@@ -576,17 +615,49 @@ void Core::Reconcile(NodeRec& node, const v1::Register& reg) {
     if (rank && rank->node() == name && IsLive(*job, *rank)) {
       known.emplace(rec.job_id(), rec.rank());
       if (rec.exited()) {
-        HandleExit(*job, *rank, rec.exit_code());
+        HandleExit(*job, *rank, AgentExitCode(rec.exit_code()));
       } else if (rank->state() == v1::RANK_STATE_LAUNCHING) {
         rank->set_state(v1::RANK_STATE_RUNNING);
         rank->set_pid(rec.pid());
+        rank->set_start_time_ms(clock_->NowMs());
         MarkChanged(*job);
+        started.insert(job->id());
       }
       continue;
     }
     // Not a rank this coordinator expects there: stop it if it runs, and let
     // the agent drop its record once it has exited.
     (rec.exited() ? forget : stop).emplace(rec.job_id(), rec.attempt());
+  }
+  for (const auto& [job_id, attempt] : restop) {
+    const v1::Job* job = FindJob(job_id);
+    if (job && job->attempt() == attempt &&
+        (job->state() == v1::JOB_STATE_RESTARTING || job->state() == v1::JOB_STATE_STOPPING)) {
+      stop.emplace(job_id, attempt);
+    }
+  }
+  // Ranks that started while their GangStarted was lost with the session.
+  for (const std::string& id : started) {
+    v1::Job* job = FindJob(id);
+    if (!job || job->state() != v1::JOB_STATE_SCHEDULED) continue;
+    if (job->master_port() == 0 && job->ranks(0).node() == name) {
+      // Rank 0's node runs its ranks, but MASTER_PORT, which only its
+      // GangStarted carries, is gone: the other nodes can never be launched
+      // and the gang would wait forever. Replace the attempt; it is no
+      // failure of the job, so it does not count against backoffLimit.
+      bool here_launching = false, elsewhere_launching = false;
+      for (const auto& rank : job->ranks()) {
+        if (rank.state() != v1::RANK_STATE_LAUNCHING) continue;
+        (rank.node() == name ? here_launching : elsewhere_launching) = true;
+      }
+      if (!here_launching && elsewhere_launching) {
+        BeginStop(*job, v1::JOB_STATE_RESTARTING, v1::JOB_STATE_PENDING,
+                  absl::StrCat("restarting: MASTER_PORT of attempt ", job->attempt(),
+                               " was lost with node ", name, "'s session"));
+        continue;
+      }
+    }
+    MaybeRunning(*job);
   }
   for (const auto& [job_id, attempt] : stop) {
     GW_LOG_WARN("node={} job={} attempt={} runs but is not expected there: stopping it", name,
@@ -644,10 +715,15 @@ void Core::HandleGangStarted(NodeRec& node, const v1::GangStarted& msg) {
     }
     for (const std::string& other : others) LaunchOn(*job, other);
   }
-  for (const auto& rank : job->ranks()) {
+  MaybeRunning(*job);
+}
+
+void Core::MaybeRunning(v1::Job& job) {
+  if (job.state() != v1::JOB_STATE_SCHEDULED) return;
+  for (const auto& rank : job.ranks()) {
     if (rank.state() == v1::RANK_STATE_LAUNCHING) return;
   }
-  SetState(*job, v1::JOB_STATE_RUNNING, "every rank started");
+  SetState(job, v1::JOB_STATE_RUNNING, "every rank started");
 }
 
 void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
@@ -659,6 +735,9 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
     case v1::AgentMessage::kHeartbeat:
     case v1::AgentMessage::kRegister:  // only valid first; ignored later
     case v1::AgentMessage::MSG_NOT_SET:
+    // Rank metrics change no job or node record; the core has no use for
+    // them (yet), but they still count as a sign of life above.
+    case v1::AgentMessage::kMetrics:
       return;
     case v1::AgentMessage::kGangStarted:
       HandleGangStarted(node, msg.gang_started());
@@ -671,7 +750,7 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
       if (rank && rank->node() == node.node.name() && IsLive(*job, *rank)) {
         GW_LOG_INFO("job={} rank={} node={} exited code={}", rec.job_id(), rec.rank(),
                     node.node.name(), rec.exit_code());
-        HandleExit(*job, *rank, std::clamp(rec.exit_code(), 0, 255));
+        HandleExit(*job, *rank, AgentExitCode(rec.exit_code()));
       } else {
         // Already accounted for (a stale attempt, or a rank counted as lost).
         Send(node.node.name(), ForgetMessage(rec.job_id(), rec.attempt()));
@@ -804,7 +883,12 @@ void Core::Settle() {
     Schedule();
     Flush();
   }
-  if (outbox_.empty()) return;
+  // Messages carry decisions, and an agent must not act on one the store
+  // does not hold yet: a ForgetGang for exits that a crash then loses makes
+  // the recovered coordinator count finished ranks as lost. dirty_ is left
+  // non-empty only by a failed write; the messages wait, in order, for the
+  // Settle() whose write succeeds.
+  if (outbox_.empty() || !dirty_.empty()) return;
   auto outbox = std::move(outbox_);
   outbox_.clear();
   for (auto& [node, msg] : outbox) {

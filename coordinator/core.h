@@ -121,6 +121,8 @@ class Core {
   void MaybeFinishStop(v1::Job& job);
   void FinishAttempt(v1::Job& job);
   void HandleGangStarted(NodeRec& node, const v1::GangStarted& msg);
+  // Scheduled -> Running once no rank is still launching.
+  void MaybeRunning(v1::Job& job);
   void HandleExit(v1::Job& job, v1::RankStatus& rank, int exit_code);
   bool IsLive(const v1::Job& job, const v1::RankStatus& rank) const;
   v1::RankStatus* FindRank(v1::Job& job, int32_t rank);
