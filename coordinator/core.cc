@@ -605,8 +605,9 @@ void Core::Reconcile(NodeRec& node, const v1::Register& reg) {
       continue;
     }
     v1::RankStatus* rank = FindRank(*job, rec.rank());
-    if (rank && rank->node() == name && IsLive(*job, *rank))
+    if (rank && rank->node() == name && IsLive(*job, *rank)) {
       restop.emplace(job->id(), job->attempt());
+    }
   }
   for (const v1::RankRecord& rec : reg.ranks()) {
     v1::Job* job = FindJob(rec.job_id());

@@ -12,6 +12,8 @@
 //      refuse them if the write failed (nothing half-stored);
 //   2. run the scheduler if capacity or the queue changed, launch gangs;
 //   3. write again, then send the agents their messages and tell watchers.
+//      While a write fails, the messages wait for a later Settle(): no agent
+//      acts on a decision the store does not hold.
 #pragma once
 
 #include <cstdint>

@@ -67,10 +67,17 @@ absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() {
     v1::Job job;
     const void* data = sqlite3_column_blob(stmt, 1);
     int size = sqlite3_column_bytes(stmt, 1);
-    if (!job.ParseFromArray(data, size)) {
-      std::string id(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    std::string id = text ? text : "";
+    const bool parsed = job.ParseFromArray(data, size);
+    // A blob that parses is still lost when it is not this row's job: an
+    // empty (zeroed) blob parses as a job with no id, and another row's blob
+    // would recover one job twice.
+    if (!parsed || job.id() != id) {
       sqlite3_finalize(stmt);
-      return absl::DataLossError(absl::StrCat("job ", id, " in the store does not parse"));
+      return absl::DataLossError(absl::StrCat(
+          "job ", id, " in the store ",
+          parsed ? absl::StrCat("holds job '", job.id(), "'") : std::string("does not parse")));
     }
     jobs.push_back(std::move(job));
   }
