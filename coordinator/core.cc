@@ -371,7 +371,9 @@ void Core::Schedule() {
     const auto& inv = rec.node.inventory();
     NodeView v;
     v.name = name;
-    v.ready = rec.node.state() == v1::NODE_STATE_READY;
+    // A node whose session closed may be back within the timeout, but a
+    // launch sent now would be dropped: place nothing there until it is.
+    v.ready = rec.node.state() == v1::NODE_STATE_READY && rec.session != 0;
     v.total_milli_cpus = inv.milli_cpus();
     v.total_memory_bytes = inv.memory_bytes();
     v.total_gpus = std::min(inv.gpus_size(), 64);
@@ -574,6 +576,7 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
     sink_->Close(node.session, absl::AbortedError("replaced by a newer session of this node"));
   }
   node.session = session;
+  node.lost = false;
   sessions_[session] = name;
   node.node.set_address(reg.address().empty() ? name : reg.address());
   *node.node.mutable_inventory() = inv;
@@ -708,7 +711,14 @@ void Core::HandleGangStarted(NodeRec& node, const v1::GangStarted& msg) {
   }
   MarkChanged(*job);
   if (job->state() != v1::JOB_STATE_SCHEDULED) return;
-  if (job->master_port() == 0 && job->ranks(0).node() == name && msg.master_port() > 0) {
+  if (job->master_port() == 0 && job->ranks(0).node() == name && msg.master_port() <= 0) {
+    // Rank 0's node could not reserve a port: the other nodes cannot be
+    // launched, so the attempt fails like a lost rank and the policy decides.
+    GW_LOG_WARN("job={} node={} reported no MASTER_PORT", job->id(), name);
+    HandleExit(*job, *job->mutable_ranks(0), -1);
+    return;
+  }
+  if (job->master_port() == 0 && job->ranks(0).node() == name) {
     job->set_master_port(msg.master_port());
     std::set<std::string> others;
     for (const auto& rank : job->ranks()) {
@@ -792,6 +802,7 @@ void Core::OnSessionClosed(int64_t session) {
 void Core::NodeLost(NodeRec& node, const std::string& why) {
   GW_LOG_WARN("node={} NotReady: {}", node.node.name(), why);
   node.node.set_state(v1::NODE_STATE_NOT_READY);
+  node.lost = true;
   if (node.session != 0) {
     sink_->Close(node.session, absl::UnavailableError(why));
     sessions_.erase(node.session);
@@ -816,7 +827,8 @@ void Core::Tick() {
     const bool silent = now - node.node.last_seen_ms() > options_.node_timeout_ms;
     // A NotReady placeholder still holding jobs (after a coordinator restart)
     // times out the same way.
-    if (silent && (node.node.state() == v1::NODE_STATE_READY || !node.jobs.empty())) {
+    if (silent &&
+        (node.node.state() == v1::NODE_STATE_READY || (!node.jobs.empty() && !node.lost))) {
       NodeLost(node,
                absl::StrCat("no heartbeat for ", (now - node.node.last_seen_ms()) / 1000.0, " s"));
     }

@@ -95,6 +95,7 @@ class Core {
   struct NodeRec {
     v1::Node node;
     int64_t session = 0;  // 0: not connected
+    bool lost = false;    // NodeLost ran since it last registered
     int64_t free_milli_cpus = 0;
     int64_t free_memory = 0;
     uint64_t used_gpus = 0;

@@ -1610,3 +1610,39 @@ TEST_F(CoreTest, RecoverReportsAnUnreadableStore) {
 
 }  // namespace
 }  // namespace gangway::coordinator
+
+namespace gangway::coordinator {
+namespace {
+
+TEST_F(CoreTest, NoPortFromRankZerosNodeFailsTheAttemptByPolicy) {
+  Register("a", 1, 8);
+  Register("b", 2, 8);
+  const std::string id =
+      MustSubmit(Yaml("train", 2, 4, 2, "restartPolicy: OnFailure\nbackoffLimit: 1\n"));
+  auto launches = To(sink_.Take(), 1, kLaunch);
+  ASSERT_EQ(launches.size(), 1u);
+  Started(1, launches[0].launch(), 0);
+  core_->Settle();
+  v1::Job job = Get(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RESTARTING);
+  EXPECT_EQ(job.restarts(), 1);
+  // Node b never got a launch: nothing to stop there.
+  std::vector<Sent> sent = sink_.Take();
+  EXPECT_THAT(To(sent, 2, kLaunch), IsEmpty());
+  EXPECT_EQ(To(sent, 1, kStop).size(), 1u);
+}
+
+TEST_F(CoreTest, NothingIsPlacedOnANodeWhoseSessionClosed) {
+  Register("a", 1, 8);
+  CloseSession("a");
+  const std::string id = MustSubmit(Yaml("train", 1, 1, 1));
+  EXPECT_EQ(Get(id).state(), v1::JOB_STATE_PENDING);
+  EXPECT_THAT(sink_.sent, IsEmpty());
+  Register("a", 3, 8);
+  core_->Settle();
+  EXPECT_EQ(Get(id).state(), v1::JOB_STATE_SCHEDULED);
+  EXPECT_EQ(To(sink_.Take(), 3, kLaunch).size(), 1u);
+}
+
+}  // namespace
+}  // namespace gangway::coordinator
