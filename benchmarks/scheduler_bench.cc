@@ -1,12 +1,15 @@
 // Scheduler throughput: placement decisions per second, single-threaded.
 // Target: >= 100,000/s for 10,000 single-rank jobs on 1,000 nodes and for
-// 1,000 8-rank gang jobs on 1,000 8-GPU nodes. Inputs are generated from a
+// 1,000 8-rank gang jobs on 1,000 8-GPU nodes, with topology-aware GPU
+// choice on (`topology` = 1: every node is a DGX-like box, 2 NUMA nodes of 4
+// GPUs wired in NVLink pairs) as well as off. Inputs are generated from a
 // fixed seed so runs compare.
 //
 //   scheduler_bench --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,11 +21,20 @@ namespace {
 
 constexpr int64_t kGi = int64_t{1} << 30;
 
+// 8 GPUs, 0-3 on NUMA 0 and 4-7 on NUMA 1, NVLink pairs 0-1, 2-3, 4-5, 6-7.
+std::shared_ptr<const GpuTopology> PairBox() {
+  const std::vector<int32_t> numa = {0, 0, 0, 0, 1, 1, 1, 1};
+  std::vector<int32_t> links(64, 0);
+  for (int i = 0; i < 8; i += 2) links[i * 8 + i + 1] = links[(i + 1) * 8 + i] = 12;
+  return MakeGpuTopology(numa, links);
+}
+
 // `fragmented`: every node is already partly used (random free GPUs, cpus and
 // memory), so gangs cannot simply take a whole empty node.
-ClusterSnapshot MakeCluster(int nodes, bool fragmented, std::mt19937& rng) {
+ClusterSnapshot MakeCluster(int nodes, bool fragmented, std::mt19937& rng, bool topology = false) {
   ClusterSnapshot cluster;
   cluster.nodes.reserve(nodes);
+  const std::shared_ptr<const GpuTopology> wiring = topology ? PairBox() : nullptr;
   for (int i = 0; i < nodes; ++i) {
     NodeView node;
     node.name = "node-" + std::to_string(i);
@@ -36,6 +48,7 @@ ClusterSnapshot MakeCluster(int nodes, bool fragmented, std::mt19937& rng) {
       node.free_memory_bytes = std::uniform_int_distribution<int64_t>(64, 1024)(rng) * kGi;
     }
     node.ready = rng() % 50 != 0;  // a few nodes are always draining
+    node.gpu_topology = wiring;
     cluster.nodes.push_back(std::move(node));
   }
   return cluster;
@@ -69,7 +82,7 @@ void Report(benchmark::State& state, const ClusterSnapshot& cluster,
 void BM_SingleRankJobs(benchmark::State& state) {
   std::mt19937 rng(42);
   const ClusterSnapshot cluster =
-      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng);
+      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
   const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
     job.milli_cpus = 1000 << (rng() % 4);
     job.memory_bytes = (int64_t{4} << (rng() % 4)) * kGi;
@@ -82,10 +95,13 @@ void BM_SingleRankJobs(benchmark::State& state) {
   Report(state, cluster, jobs);
 }
 BENCHMARK(BM_SingleRankJobs)
-    ->ArgNames({"nodes", "jobs", "fragmented"})
-    ->Args({1000, 10000, 0})
-    ->Args({1000, 10000, 1})
-    ->Args({250, 10000, 0})
+    ->ArgNames({"nodes", "jobs", "fragmented", "topology"})
+    ->Args({1000, 10000, 0, 0})
+    ->Args({1000, 10000, 1, 0})
+    ->Args({250, 10000, 0, 0})
+    ->Args({1000, 10000, 0, 1})
+    ->Args({1000, 10000, 1, 1})
+    ->Args({250, 10000, 0, 1})
     ->Unit(benchmark::kMillisecond);
 
 // Args: nodes, jobs, fragmented. 8-rank gangs on 8-GPU nodes, alternating
@@ -94,7 +110,7 @@ BENCHMARK(BM_SingleRankJobs)
 void BM_GangJobs(benchmark::State& state) {
   std::mt19937 rng(42);
   const ClusterSnapshot cluster =
-      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng);
+      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
   int i = 0;
   const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
     const bool one_node = i++ % 2 == 0;
@@ -111,9 +127,40 @@ void BM_GangJobs(benchmark::State& state) {
   Report(state, cluster, jobs);
 }
 BENCHMARK(BM_GangJobs)
-    ->ArgNames({"nodes", "jobs", "fragmented"})
-    ->Args({1000, 1000, 0})
-    ->Args({1000, 1000, 1})
+    ->ArgNames({"nodes", "jobs", "fragmented", "topology"})
+    ->Args({1000, 1000, 0, 0})
+    ->Args({1000, 1000, 1, 0})
+    ->Args({1000, 1000, 0, 1})
+    ->Args({1000, 1000, 1, 1})
+    ->Unit(benchmark::kMillisecond);
+
+// Args: nodes, jobs, fragmented, topology. Jobs for which the GPU choice
+// within a node matters: 1, 2, 3 or 4 GPUs as one process, or 2 x 2 GPUs;
+// fragmented nodes start with random GPUs taken, so pairs are often broken
+// and NUMA nodes half full. 4,000 empty nodes hold all 10,000 jobs.
+void BM_TopologyChoice(benchmark::State& state) {
+  std::mt19937 rng(42);
+  const ClusterSnapshot cluster =
+      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
+  const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
+    const int shape = static_cast<int>(rng() % 5);
+    job.procs_per_node = shape == 4 ? 2 : 1;
+    job.gpus = shape == 4 ? 2 : shape + 1;
+    job.milli_cpus = 2000;
+    job.memory_bytes = 8 * kGi;
+  });
+  for (auto _ : state) {
+    PlacementResult result = Place(cluster, jobs);
+    benchmark::DoNotOptimize(result);
+  }
+  Report(state, cluster, jobs);
+}
+BENCHMARK(BM_TopologyChoice)
+    ->ArgNames({"nodes", "jobs", "fragmented", "topology"})
+    ->Args({4000, 10000, 0, 0})
+    ->Args({4000, 10000, 0, 1})
+    ->Args({1000, 10000, 1, 0})
+    ->Args({1000, 10000, 1, 1})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "common/spec.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,9 +9,11 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -719,6 +722,96 @@ class Loader {
   Errors* errors_;
 };
 
+absl::Status MalformedError(const YAML::Exception& e) {
+  std::string where = e.mark.is_null() ? "" : absl::StrCat("line ", e.mark.line + 1, ": ");
+  return absl::InvalidArgumentError(absl::StrCat(where, "malformed YAML: ", e.msg));
+}
+
+// Records where a document's root starts and whether it is empty, without
+// building nodes.
+class RootEvents : public YAML::EventHandler {
+ public:
+  bool seen() const { return seen_; }
+  bool null() const { return null_; }
+  const YAML::Mark& mark() const { return mark_; }
+  void Reset() { seen_ = false; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Root(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Root(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Root(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Root(const YAML::Mark& mark, bool null) {
+    if (seen_) return;
+    seen_ = true;
+    null_ = null;
+    mark_ = mark;
+  }
+  bool seen_ = false;
+  bool null_ = false;
+  YAML::Mark mark_ = YAML::Mark::null_mark();
+};
+
+// Exactly one non-empty document, checked with yaml-cpp's event parser rather
+// than YAML::LoadAll: in yaml-cpp 0.7 LoadAll loops forever, allocating, on a
+// stray top-level "," (jbeder/yaml-cpp#1040, fixed upstream by #1319 after
+// 0.8), because the parser keeps returning an empty document without
+// consuming the token. Here a document that starts where the last one did is
+// that loop, and is reported as malformed.
+absl::Status CheckDocuments(std::string_view yaml) {
+  std::istringstream in{std::string(yaml)};
+  YAML::Parser parser(in);
+  RootEvents events;
+  int documents = 0;  // non-empty ones
+  std::optional<YAML::Mark> last;
+  try {
+    // Every real document consumes input, so more rounds than bytes is the
+    // same loop in a form the mark check missed.
+    for (size_t round = 0;; ++round) {
+      events.Reset();
+      if (!parser.HandleNextDocument(events)) break;
+      if (round > yaml.size()) return absl::InvalidArgumentError("malformed YAML");
+      if (!events.seen()) continue;
+      const YAML::Mark& mark = events.mark();
+      if (last && last->pos == mark.pos) {
+        char c = static_cast<size_t>(mark.pos) < yaml.size() ? yaml[mark.pos] : ' ';
+        return absl::InvalidArgumentError(absl::StrCat("line ", mark.line + 1,
+                                                       ": malformed YAML: unexpected ",
+                                                       Quote(std::string_view(&c, 1))));
+      }
+      bool first = !last.has_value();
+      last = mark;
+      if (events.null()) continue;
+      // YAML::Load takes the first document: a job after an empty one
+      // ("---\n---\nname: ...") would be lost, so it counts as a second.
+      if (++documents > 1 || !first) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("line ", mark.line + 1,
+                         ": spec holds more than one YAML document; submit one job per spec"));
+      }
+    }
+  } catch (const YAML::ParserException& e) {
+    return MalformedError(e);
+  }
+  if (documents == 0) return absl::InvalidArgumentError("spec is empty");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ParsedJobSpec> ParseJobSpecOrThrow(std::string_view yaml) {
   if (yaml.size() > kMaxSpecBytes) {
     return absl::InvalidArgumentError(
@@ -731,23 +824,13 @@ absl::StatusOr<ParsedJobSpec> ParseJobSpecOrThrow(std::string_view yaml) {
         absl::StrCat("line ", line, ": malformed YAML: contains a NUL byte"));
   }
 
-  std::vector<YAML::Node> docs;
+  if (auto shape = CheckDocuments(yaml); !shape.ok()) return shape;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(yaml));
+    root = YAML::Load(std::string(yaml));
   } catch (const YAML::ParserException& e) {
-    std::string where = e.mark.is_null() ? "" : absl::StrCat("line ", e.mark.line + 1, ": ");
-    return absl::InvalidArgumentError(absl::StrCat(where, "malformed YAML: ", e.msg));
+    return MalformedError(e);
   }
-  // A trailing "---" yields an empty document; anything more is a second job
-  // that would otherwise be dropped without a word.
-  while (!docs.empty() && docs.back().IsNull()) docs.pop_back();
-  if (docs.empty()) return absl::InvalidArgumentError("spec is empty");
-  if (docs.size() > 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("line ", LineOf(docs[1]),
-                     ": spec holds more than one YAML document; submit one job per spec"));
-  }
-  const YAML::Node& root = docs[0];
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(
         absl::StrCat("line ", LineOf(root),
@@ -781,8 +864,7 @@ absl::StatusOr<ParsedJobSpec> ParseJobSpec(std::string_view yaml) {
   try {
     return ParseJobSpecOrThrow(yaml);
   } catch (const YAML::Exception& e) {
-    std::string where = e.mark.is_null() ? "" : absl::StrCat("line ", e.mark.line + 1, ": ");
-    return absl::InvalidArgumentError(absl::StrCat(where, "malformed YAML: ", e.msg));
+    return MalformedError(e);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("could not load spec: ", e.what()));
   }

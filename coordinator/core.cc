@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/rank_env.h"
+#include "coordinator/gpu_topology.h"
 #include "coordinator/job_state.h"
 #include "coordinator/scheduler.h"
 
@@ -381,6 +382,7 @@ void Core::Schedule() {
     v.free_memory_bytes = inv.memory_bytes() - rec.node.allocated().memory_bytes();
     const uint64_t all = v.total_gpus == 64 ? ~uint64_t{0} : (uint64_t{1} << v.total_gpus) - 1;
     v.free_gpu_mask = all & ~rec.used_gpus;
+    v.gpu_topology = rec.gpu_topology;
     cluster.nodes.push_back(std::move(v));
     names.push_back(&name);
   }
@@ -580,6 +582,7 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   sessions_[session] = name;
   node.node.set_address(reg.address().empty() ? name : reg.address());
   *node.node.mutable_inventory() = inv;
+  node.gpu_topology = GpuTopologyFromInventory(inv);
   node.node.set_state(v1::NODE_STATE_READY);
   node.node.set_last_seen_ms(clock_->NowMs());
   GW_LOG_INFO("node={} registered session={} cpus={} gpus={} ranks_reported={}", name, session,

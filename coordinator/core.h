@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -27,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "gangway/v1/gangway.pb.h"
 
@@ -96,6 +98,8 @@ class Core {
     v1::Node node;
     int64_t session = 0;  // 0: not connected
     bool lost = false;    // NodeLost ran since it last registered
+    // Built once per registration; null when the node reports no GPU links.
+    std::shared_ptr<const GpuTopology> gpu_topology;
     int64_t free_milli_cpus = 0;
     int64_t free_memory = 0;
     uint64_t used_gpus = 0;

@@ -27,12 +27,27 @@
 // memory. GPUs are the scarce resource: a CPU-only job lands on a node whose
 // GPUs are already taken (or that has none) before it fragments a free GPU
 // node.
+//
+// GPU choice within a node (GpuChooser) works on 64-bit masks: a candidate
+// set is one uint64_t, its NVLink closure a few ANDs, its NUMA spread a
+// popcount. It looks, in order, for: a fully linked set inside one NUMA
+// group; a fully linked set across groups; any set inside one group; the
+// fewest groups (largest groups whole, the remainder from the group that
+// fits it best). Fully linked sets are enumerated depth first in index
+// order with a popcount prune and a fixed step budget, so odd topologies
+// cost a bounded amount and the result stays deterministic; on real ones
+// (NVLink pairs or quads, NVSwitch all-to-all) the prune ends every dead
+// branch at once. Sets that are not fully linked are grown greedily: next
+// the GPU linked to the ones already taken, else the one stranding the
+// fewest free peers, else the one that starts a linked group, else the
+// lowest index.
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -46,6 +61,153 @@ namespace {
 
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int32_t kMaxGpusPerNode = 64;
+
+uint64_t Bit(int i) { return uint64_t{1} << i; }
+
+// Fully-linked-set search steps per choice. NVLink pairs and quads need a
+// few dozen, an 8-GPU NVSwitch box at most C(8,4) = 70. Where nearly every
+// subset is fully linked (a large all-to-all node) the search would go on
+// comparing equals; the budget stops it with the best found so far, which
+// includes the lowest-index sets because they are visited first.
+constexpr int kCliqueSearchBudget = 512;
+
+// How good a set of GPUs is for one replica; smaller is better, compared in
+// field order. `set` compares by lowest index: the set holding the lowest
+// GPU where two sets differ wins.
+struct GpuSetScore {
+  int32_t numa_groups = 0;
+  int32_t stranded = 0;  // links from the set to free GPUs left outside it
+  int32_t leftover = 0;  // free GPUs left in the NUMA groups the set touches
+  uint64_t set = 0;
+
+  bool BetterThan(const GpuSetScore& o) const {
+    if (numa_groups != o.numa_groups) return numa_groups < o.numa_groups;
+    if (stranded != o.stranded) return stranded < o.stranded;
+    if (leftover != o.leftover) return leftover < o.leftover;
+    const uint64_t differ = set ^ o.set;
+    return (set & differ & (~differ + 1)) != 0;
+  }
+};
+
+// Chooses `k` of the `free` GPUs (popcount(free) >= k) of a node wired as
+// `topology`. One instance per choice; see the file comment for the order.
+class GpuChooser {
+ public:
+  GpuChooser(const GpuTopology& topology, uint64_t free, int k)
+      : t_(topology), free_(free), k_(k) {}
+
+  uint64_t Choose() {
+    if (k_ <= 0) return 0;
+    if (std::popcount(free_) <= k_) return free_;
+    for (uint64_t group : t_.numa_groups) {  // fully linked, one group
+      const uint64_t avail = free_ & group;
+      if (std::popcount(avail) >= k_) SearchCliques(0, 0, avail);
+    }
+    if (found_) return best_.set;
+    SearchCliques(0, 0, free_);  // fully linked, across groups
+    if (found_) return best_.set;
+    for (uint64_t group : t_.numa_groups) {  // one group
+      const uint64_t avail = free_ & group;
+      if (std::popcount(avail) >= k_) Consider(Grow(0, avail, k_));
+    }
+    if (found_) return best_.set;
+    return FewestGroups();
+  }
+
+ private:
+  GpuSetScore Score(uint64_t set) const {
+    GpuSetScore score;
+    score.set = set;
+    uint64_t groups = 0;
+    for (uint64_t m = set; m != 0; m &= m - 1) {
+      const int g = std::countr_zero(m);
+      groups |= Bit(t_.group_of[g]);
+      score.stranded += std::popcount(t_.peers[g] & free_ & ~set);
+    }
+    score.numa_groups = std::popcount(groups);
+    for (; groups != 0; groups &= groups - 1) {
+      score.leftover += std::popcount(t_.numa_groups[std::countr_zero(groups)] & free_ & ~set);
+    }
+    return score;
+  }
+
+  void Consider(uint64_t set) {
+    const GpuSetScore score = Score(set);
+    if (!found_ || score.BetterThan(best_)) best_ = score;
+    found_ = true;
+  }
+
+  // Every k-set of `candidates` whose members are pairwise linked, extending
+  // `chosen` (size `size`, pairwise linked, every candidate linked to all of
+  // it and above its highest member).
+  void SearchCliques(uint64_t chosen, int size, uint64_t candidates) {
+    if (size == k_) return Consider(chosen);
+    while (candidates != 0 && std::popcount(candidates) >= k_ - size) {
+      if (--budget_ < 0) return;
+      const int g = std::countr_zero(candidates);
+      candidates &= candidates - 1;
+      SearchCliques(chosen | Bit(g), size + 1, candidates & t_.peers[g]);
+    }
+  }
+
+  // `chosen` plus `need` GPUs of `avail`. Each next GPU is, by preference:
+  // linked to one already chosen; one that would strand the fewest free
+  // peers (peers still in `avail` count as strandable only beyond what the
+  // remaining picks can take); one with the most peers left in `avail` (it
+  // starts a linked group the next picks complete); the lowest.
+  uint64_t Grow(uint64_t chosen, uint64_t avail, int need) const {
+    avail &= ~chosen;
+    for (; need > 0; --need) {
+      int best = -1;
+      std::tuple<int, int, int> best_key;
+      for (uint64_t m = avail; m != 0; m &= m - 1) {
+        const int g = std::countr_zero(m);
+        const uint64_t open = t_.peers[g] & free_ & ~chosen;
+        const int in_reach = std::popcount(open & avail);
+        const int stranded = std::popcount(open & ~avail) + std::max(0, in_reach - (need - 1));
+        const std::tuple<int, int, int> key{(t_.peers[g] & chosen) == 0, stranded, -in_reach};
+        if (best < 0 || key < best_key) {
+          best = g;
+          best_key = key;
+        }
+      }
+      chosen |= Bit(best);
+      avail &= ~Bit(best);
+    }
+    return chosen;
+  }
+
+  // The fewest NUMA groups: the largest groups whole while the rest does not
+  // fit in one group, then the smallest group that holds the rest.
+  uint64_t FewestGroups() const {
+    uint64_t chosen = 0;
+    uint64_t unused =
+        (t_.numa_groups.size() >= 64) ? ~uint64_t{0} : Bit(std::ssize(t_.numa_groups)) - 1;
+    int need = k_;
+    while (need > 0) {
+      int largest = -1, fits = -1;
+      int largest_free = 0, fits_free = 0;
+      for (uint64_t m = unused; m != 0; m &= m - 1) {
+        const int i = std::countr_zero(m);
+        const int n = std::popcount(free_ & t_.numa_groups[i]);
+        if (n > largest_free) largest = i, largest_free = n;
+        if (n >= need && (fits < 0 || n < fits_free)) fits = i, fits_free = n;
+      }
+      if (fits >= 0) return Grow(chosen, free_ & t_.numa_groups[fits], need);
+      chosen |= free_ & t_.numa_groups[largest];
+      unused &= ~Bit(largest);
+      need -= largest_free;
+    }
+    return chosen;
+  }
+
+  const GpuTopology& t_;
+  const uint64_t free_;
+  const int k_;
+  int budget_ = kCliqueSearchBudget;
+  bool found_ = false;
+  GpuSetScore best_;
+};
 
 // Resources of one replica (procs_per_node processes) or of one node.
 struct Resources {
@@ -142,7 +304,7 @@ bool MoreReplicasThenBestFit(const Candidate& a, const Candidate& b) {
 
 class Placer {
  public:
-  explicit Placer(const ClusterSnapshot& cluster) {
+  Placer(const ClusterSnapshot& cluster, const PlacementOptions& options) {
     const size_t n = cluster.nodes.size();
     total_cpus_.reserve(n);
     total_memory_.reserve(n);
@@ -165,6 +327,10 @@ class Placer {
       free_memory_.push_back(std::max<int64_t>(node.free_memory_bytes, 0));
       free_mask_.push_back(mask);
       free_gpus_.push_back(std::popcount(mask));
+      const GpuTopology* topology = node.gpu_topology.get();
+      const bool usable = options.topology_scoring && topology != nullptr &&
+                          topology->gpus() == total.gpus && total.gpus > 0;
+      topology_.push_back(usable ? topology : nullptr);
     }
     candidates_.reserve(node_index_.size());
     RefreshBounds();
@@ -333,10 +499,15 @@ class Placer {
         ReplicaPlacement& replica = decision.replicas.emplace_back();
         replica.node_index = node_index_[slot];
         replica.gpu_indices.reserve(gpus_per_replica);
-        // Lowest free indices first; topology-aware choice replaces this.
-        for (int32_t g = 0; g < gpus_per_replica; ++g) {
-          replica.gpu_indices.push_back(std::countr_zero(mask));
-          mask &= mask - 1;
+        if (const GpuTopology* topology = topology_[slot]; topology != nullptr) {
+          uint64_t set = GpuChooser(*topology, mask, gpus_per_replica).Choose();
+          mask &= ~set;
+          for (; set != 0; set &= set - 1) replica.gpu_indices.push_back(std::countr_zero(set));
+        } else {
+          for (int32_t g = 0; g < gpus_per_replica; ++g) {
+            replica.gpu_indices.push_back(std::countr_zero(mask));
+            mask &= mask - 1;
+          }
         }
       }
       free_cpus_[slot] -= count * need_.milli_cpus;
@@ -441,6 +612,8 @@ class Placer {
   std::vector<int64_t> free_memory_;
   std::vector<uint64_t> free_mask_;
   std::vector<int64_t> free_gpus_;  // popcount of free_mask_, kept in step
+  // Null where GPUs go lowest index first (no usable topology, or scoring off).
+  std::vector<const GpuTopology*> topology_;
   // Largest free amount of each resource on one ready node; an upper bound
   // while bounds_stale_, exact otherwise.
   Resources max_free_;
@@ -462,8 +635,42 @@ class Placer {
 
 }  // namespace
 
+std::shared_ptr<const GpuTopology> MakeGpuTopology(std::span<const int32_t> numa_node,
+                                                   std::span<const int32_t> nvlinks) {
+  const size_t n = numa_node.size();
+  if (n > static_cast<size_t>(kMaxGpusPerNode)) return nullptr;
+  auto topology = std::make_shared<GpuTopology>();
+  topology->peers.assign(n, 0);
+  if (nvlinks.size() == n * n) {
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        if (i != j && (nvlinks[i * n + j] > 0 || nvlinks[j * n + i] > 0)) {
+          topology->peers[i] |= Bit(static_cast<int>(j));
+        }
+      }
+    }
+  }
+  // Groups in order of their lowest GPU: scanning GPUs in index order meets
+  // each group first at its lowest GPU.
+  std::vector<int32_t> group_numa;  // NUMA node of each group so far
+  topology->group_of.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t numa = std::max(numa_node[i], -1);  // all unknowns alike
+    auto it = std::find(group_numa.begin(), group_numa.end(), numa);
+    if (it == group_numa.end()) {
+      group_numa.push_back(numa);
+      topology->numa_groups.push_back(0);
+      it = group_numa.end() - 1;
+    }
+    const auto group = static_cast<size_t>(it - group_numa.begin());
+    topology->numa_groups[group] |= Bit(static_cast<int>(i));
+    topology->group_of[i] = static_cast<uint8_t>(group);
+  }
+  return topology;
+}
+
 PlacementResult Place(const ClusterSnapshot& cluster, std::span<const PendingJob> pending,
-                      const PlacementOptions& /*options*/) {
+                      const PlacementOptions& options) {
   std::vector<int32_t> order(pending.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
@@ -476,7 +683,7 @@ PlacementResult Place(const ClusterSnapshot& cluster, std::span<const PendingJob
 
   PlacementResult result;
   result.decisions.resize(pending.size());
-  Placer placer(cluster);
+  Placer placer(cluster, options);
   for (int32_t i : order) placer.Decide(pending[i], result.decisions[i]);
   return result;
 }

@@ -14,14 +14,46 @@
 //    node index, so results are deterministic.
 //  - A job that could not fit even on the empty cluster is kNeverFits with a
 //    reason, so it fails fast instead of waiting forever.
+//  - GPUs within a node (when the node has a GpuTopology and
+//    PlacementOptions::topology_scoring is on): a replica's GPUs are, in
+//    order of preference, fully NVLink-connected (every pair linked), on one
+//    NUMA node, on as few NUMA nodes as possible. Among equals: the choice
+//    that strands the fewest free NVLink peers, then the one that leaves the
+//    fewest free GPUs on the NUMA nodes it touches (best fit, so whole
+//    groups stay free for bigger jobs), then the lowest indices. Without a
+//    topology: the lowest free indices.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace gangway::coordinator {
+
+// How one node's GPUs are wired, for choosing among its free GPUs. Immutable
+// once built; built once per node (when it registers) and shared by every
+// snapshot, so a snapshot costs a pointer copy. Make it with MakeGpuTopology.
+struct GpuTopology {
+  // peers[i]: bit j set when GPUs i and j share at least one NVLink
+  // (symmetric, never i itself). One entry per GPU, at most 64.
+  std::vector<uint64_t> peers;
+  // The GPUs of each NUMA node: disjoint, covering every GPU, ordered by
+  // their lowest GPU. GPUs whose NUMA node is unknown form one group.
+  std::vector<uint64_t> numa_groups;
+  // group_of[i]: index into numa_groups of GPU i.
+  std::vector<uint8_t> group_of;
+
+  int32_t gpus() const { return static_cast<int32_t>(peers.size()); }
+};
+
+// numa_node[i]: NUMA node of GPU i, -1 when unknown. nvlinks: link counts,
+// gpus x gpus row-major (GpuInfo.nvlinks of each GPU in turn); a pair is
+// linked when either direction counts at least one link; a span of any other
+// size means "no NVLink". Null when there are more than 64 GPUs.
+std::shared_ptr<const GpuTopology> MakeGpuTopology(std::span<const int32_t> numa_node,
+                                                   std::span<const int32_t> nvlinks);
 
 struct NodeView {
   std::string name;
@@ -32,6 +64,9 @@ struct NodeView {
   int64_t free_milli_cpus = 0;
   int64_t free_memory_bytes = 0;
   uint64_t free_gpu_mask = 0;  // bit i set: GPU index i is free
+  // Null, or describing a different GPU count than total_gpus: GPUs are
+  // taken lowest index first.
+  std::shared_ptr<const GpuTopology> gpu_topology;
 };
 
 struct ClusterSnapshot {
@@ -52,7 +87,9 @@ struct PendingJob {
 
 struct ReplicaPlacement {
   int32_t node_index = -1;  // into ClusterSnapshot::nodes
-  // procs_per_node x gpus indices: local rank i owns [i*gpus, (i+1)*gpus).
+  // procs_per_node x gpus indices, ascending: local rank i owns
+  // [i*gpus, (i+1)*gpus). Ascending keeps NVLink pairs and NUMA groups (which
+  // topologies number contiguously) within one rank's share.
   std::vector<int32_t> gpu_indices;
 };
 
@@ -65,8 +102,8 @@ struct JobDecision {
 };
 
 struct PlacementOptions {
-  // Reserved for topology-aware GPU choice; the spine takes the lowest free
-  // indices.
+  // Choose GPUs within a node by NodeView::gpu_topology (see the rules
+  // above). Off: lowest free indices, whatever the topology.
   bool topology_scoring = true;
 };
 
