@@ -76,7 +76,6 @@ struct Agent::Impl {
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   int64_t heartbeat_ms = 1000;
 
-  std::shared_ptr<grpc::Channel> channel;
   std::thread loop;
   std::thread session;
   std::mutex mu;  // guards the fields below
@@ -275,11 +274,28 @@ struct Agent::Impl {
   }
 
   // ---- Session thread ------------------------------------------------------
+
+  // A new channel for every attempt, with its own subchannel. A channel that
+  // failed to connect stays in TRANSIENT_FAILURE for its own reconnect
+  // backoff and fails every call at once with the cached error; on a shared
+  // channel that backoff stacks on the one below, so an agent could find a
+  // restarted coordinator seconds late (past --node-timeout, which fails its
+  // jobs). Here each attempt is one real connection attempt, paced by the
+  // jittered backoff below alone.
+  std::unique_ptr<v1::AgentSession::Stub> NewStub() const {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options.min_backoff_ms));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options.max_backoff_ms));
+    return v1::AgentSession::NewStub(
+        grpc::CreateCustomChannel(options.coordinator, grpc::InsecureChannelCredentials(), args));
+  }
+
   void RunSession() {
-    auto stub = v1::AgentSession::NewStub(channel);
     std::mt19937_64 rng(std::random_device{}());
     int64_t backoff = options.min_backoff_ms;
     while (true) {
+      auto stub = NewStub();
       grpc::ClientContext context;
       {
         std::lock_guard lock(mu);
@@ -337,12 +353,6 @@ Agent::~Agent() { Stop(); }
 
 void Agent::Start() {
   Impl* impl = impl_.get();
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-              static_cast<int>(impl->options.min_backoff_ms));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(impl->options.max_backoff_ms));
-  impl->channel = grpc::CreateCustomChannel(impl->options.coordinator,
-                                            grpc::InsecureChannelCredentials(), args);
   impl->loop = std::thread([impl] { impl->io.run(); });
   impl->session = std::thread([impl] { impl->RunSession(); });
 }

@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   using namespace gangway::cli;
   CLI::App app{"gangway: gang-scheduled training jobs and sweeps"};
   app.require_subcommand(1);
+  // Global options also after the subcommand, as kubectl takes them
+  // (`gangway get JOB -o json`); subcommands made below inherit this.
+  app.fallthrough();
   Context ctx;
   ctx.out = &std::cout;
   ctx.err = &std::cerr;

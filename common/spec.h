@@ -40,6 +40,13 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 // ValidateJobSpec on specs that did not come from ParseJobSpec.
 void ApplyJobSpecDefaults(v1::JobSpec* spec);
 
+// Which kind of spec a YAML document holds, from its top-level `kind` field
+// alone: "Job" (also when there is no kind) or "Sweep". INVALID_ARGUMENT, with
+// a line, for malformed YAML, more than one document, a document that is not
+// a mapping, or another kind. For the CLI and the server to pick
+// ParseJobSpec or ParseSweepSpec (coordinator/sweep_spec.h).
+absl::StatusOr<std::string> SpecKind(std::string_view yaml);
+
 // Kubernetes-style quantities: "500m" or 0.5 cpus to milli-cpus; "512Mi",
 // "2G", "1024" to bytes.
 absl::StatusOr<int64_t> ParseMilliCpus(std::string_view text);

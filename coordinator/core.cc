@@ -67,10 +67,19 @@ absl::Status Core::Recover() {
       // are NotReady placeholders that time out like any silent node.
       for (const auto& rank : j.ranks()) {
         NodeRec& node = NodeFor(rank.node());
-        node.node.set_last_seen_ms(now);
+        node.node.set_last_seen_ms(now + options_.recovery_grace_ms);
       }
       Allocate(j, true);
     }
+  }
+  absl::StatusOr<std::vector<v1::Sweep>> sweeps = store_->LoadSweeps();
+  if (!sweeps.ok()) return sweeps.status();
+  for (const v1::Sweep& sweep : *sweeps) next_seq_ = std::max(next_seq_, sweep.seq() + 1);
+  if (absl::Status s = sweeps_.Recover(
+          *std::move(sweeps),
+          [this](const std::string& job_id) { return store_->LoadMetrics(job_id); });
+      !s.ok()) {
+    return s;
   }
   schedule_needed_ = !pending_.empty();
   GW_LOG_INFO("recovered jobs={} pending={} nodes_expected={}", jobs_.size(), pending_.size(),
@@ -112,6 +121,8 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
   }
   if (IsTerminal(to)) job.set_end_time_ms(clock_->NowMs());
   MarkChanged(job);
+  if (!job.sweep().empty()) sweeps_.OnTrialJobEnded(job);
+  if (IsTerminal(to) && options_.on_job_ended) options_.on_job_ended(job.id());
 }
 
 void Core::Send(const std::string& node, v1::CoordinatorMessage msg) {
@@ -200,19 +211,113 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
     done(s);
     return;
   }
+  const std::string id = AddJob(std::move(parsed.spec), "");
+  after_write_.push_back([this, id, done = std::move(done)](bool stored) {
+    if (stored) return done(jobs_.at(id));
+    // Refuse what could not be stored, so nothing acknowledged is lost.
+    pending_.erase(id);
+    dirty_.erase(id);
+    jobs_.erase(id);
+    done(absl::UnavailableError("the store could not save the job; it was not accepted"));
+  });
+}
+
+std::string Core::AddJob(v1::JobSpec spec, const std::string& sweep_id) {
   const int64_t seq = next_seq_++;
   v1::Job job;
-  job.set_id(absl::StrCat(parsed.spec.name(), "-", seq));
+  job.set_id(absl::StrCat(spec.name(), "-", seq));
   job.set_seq(seq);
   job.set_create_time_ms(clock_->NowMs());
-  *job.mutable_spec() = std::move(parsed.spec);
+  job.set_sweep(sweep_id);
+  *job.mutable_spec() = std::move(spec);
   std::string id = job.id();
   v1::Job& j = jobs_.emplace(id, std::move(job)).first->second;
   SetState(j, v1::JOB_STATE_PENDING, "waiting to be scheduled");
   if (j.spec().active_deadline_seconds() > 0) {
     deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
   }
-  submits_.push_back({id, std::move(done)});
+  return id;
+}
+
+std::string Core::CreateTrialJob(v1::JobSpec spec, const std::string& sweep_id) {
+  return AddJob(std::move(spec), sweep_id);
+}
+
+void Core::StopTrialJob(const std::string& job_id, const std::string& reason) {
+  v1::Job* job = FindJob(job_id);
+  if (!job) return;
+  switch (job->state()) {
+    case v1::JOB_STATE_PENDING:
+      SetState(*job, v1::JOB_STATE_CANCELLED, reason);
+      break;
+    case v1::JOB_STATE_SCHEDULED:
+    case v1::JOB_STATE_RUNNING:
+    case v1::JOB_STATE_RESTARTING:
+      BeginStop(*job, v1::JOB_STATE_STOPPING, v1::JOB_STATE_CANCELLED, reason);
+      break;
+    case v1::JOB_STATE_STOPPING:
+    case v1::JOB_STATE_SUCCEEDED:
+    case v1::JOB_STATE_FAILED:
+    case v1::JOB_STATE_CANCELLED:
+    case v1::JOB_STATE_UNSPECIFIED:
+    case v1::JobState_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::JobState_INT_MAX_SENTINEL_DO_NOT_USE_:
+      break;
+  }
+}
+
+void Core::SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done) {
+  if (request.yaml().size() > common::kMaxSpecBytes) {
+    return done(absl::ResourceExhaustedError(absl::StrCat(
+        "spec is ", request.yaml().size(), " bytes; the limit is ", common::kMaxSpecBytes)));
+  }
+  absl::StatusOr<v1::Sweep> sweep = sweeps_.Submit(request);
+  if (!sweep.ok()) return done(sweep.status());
+  if (absl::Status s = CheckCapacity(nullptr, sweep->spec().trial_template()); !s.ok()) {
+    sweeps_.Forget(sweep->id());
+    return done(absl::InvalidArgumentError(absl::StrCat("trialTemplate.", s.message())));
+  }
+  after_write_.push_back([this, id = sweep->id(), done = std::move(done)](bool stored) {
+    if (stored) return done(sweeps_.Get(id));
+    sweeps_.Forget(id);
+    done(absl::UnavailableError("the store could not save the sweep; it was not accepted"));
+  });
+}
+
+absl::StatusOr<int64_t> Core::WatchSweep(const std::string& id, SweepWatcher fn) {
+  absl::StatusOr<v1::Sweep> sweep = sweeps_.Get(id);
+  if (!sweep.ok()) return sweep.status();
+  const int64_t watch_id = next_watch_++;
+  fn(*sweep);
+  sweep_watchers_[id].emplace(watch_id, std::move(fn));
+  watch_jobs_.emplace(watch_id, id);
+  return watch_id;
+}
+
+absl::StatusOr<std::vector<v1::MetricPoint>> Core::GetMetrics(const std::string& job_id,
+                                                              const std::string& name) {
+  if (!FindJob(job_id)) return absl::NotFoundError(absl::StrCat("no job named '", job_id, "'"));
+  absl::StatusOr<std::vector<v1::MetricPoint>> points = store_->LoadMetrics(job_id);
+  if (!points.ok()) return points.status();
+  std::vector<v1::MetricPoint> out;
+  for (auto& p : *points) {
+    if (name.empty() || p.name() == name) out.push_back(std::move(p));
+  }
+  // Points of this turn are not written yet.
+  for (const auto& [job, p] : metric_writes_) {
+    if (job == job_id && (name.empty() || p.name() == name)) out.push_back(p);
+  }
+  return out;
+}
+
+bool Core::OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
+                     const std::vector<v1::MetricPoint>& points) {
+  v1::Job* job = FindJob(job_id);
+  // Points of an older attempt describe a run that was thrown away.
+  if (!job || job->attempt() != attempt || points.empty()) return false;
+  for (const auto& p : points) metric_writes_.emplace_back(job_id, p);
+  if (rank != 0 || job->sweep().empty()) return false;
+  return sweeps_.OnMetrics(*job, points);
 }
 
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) const {
@@ -296,11 +401,14 @@ absl::StatusOr<int64_t> Core::Watch(const std::string& id, Watcher fn) {
 void Core::Unwatch(int64_t watch_id) {
   auto it = watch_jobs_.find(watch_id);
   if (it == watch_jobs_.end()) return;
-  auto w = watchers_.find(it->second);
-  if (w != watchers_.end()) {
+  auto erase = [&](auto& table) {
+    auto w = table.find(it->second);
+    if (w == table.end()) return;
     w->second.erase(watch_id);
-    if (w->second.empty()) watchers_.erase(w);
-  }
+    if (w->second.empty()) table.erase(w);
+  };
+  erase(watchers_);
+  erase(sweep_watchers_);
   watch_jobs_.erase(it);
 }
 
@@ -446,6 +554,9 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
   launch->set_attempt(job.attempt());
   launch->set_master_port(job.master_port());
   launch->set_working_dir(job.spec().working_dir());
+  if (!job.sweep().empty()) {
+    if (auto collector = sweeps_.CollectorFor(job.sweep())) *launch->mutable_metrics() = *collector;
+  }
   const std::vector<std::string> argv = common::RankArgv(job.spec());
   for (const auto& rank : job.ranks()) {
     if (rank.node() != node || rank.state() != v1::RANK_STATE_LAUNCHING) continue;
@@ -749,10 +860,14 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
     case v1::AgentMessage::kHeartbeat:
     case v1::AgentMessage::kRegister:  // only valid first; ignored later
     case v1::AgentMessage::MSG_NOT_SET:
-    // Rank metrics change no job or node record; the core has no use for
-    // them (yet), but they still count as a sign of life above.
-    case v1::AgentMessage::kMetrics:
       return;
+    case v1::AgentMessage::kMetrics: {
+      const v1::RankMetrics& m = msg.metrics();
+      // The agent has no answer channel for a stop: the rule's verdict acts
+      // through StopTrialJob.
+      (void)OnMetrics(m.job_id(), m.attempt(), m.rank(), {m.points().begin(), m.points().end()});
+      return;
+    }
     case v1::AgentMessage::kGangStarted:
       HandleGangStarted(node, msg.gang_started());
       return;
@@ -854,18 +969,31 @@ void Core::Tick() {
 }
 
 bool Core::Flush() {
-  if (dirty_.empty()) return true;
-  std::vector<const v1::Job*> batch;
-  batch.reserve(dirty_.size());
+  WriteBatch batch;
+  batch.jobs.reserve(dirty_.size());
   for (const std::string& id : dirty_) {
-    if (const v1::Job* job = FindJob(id)) batch.push_back(job);
+    if (const v1::Job* job = FindJob(id)) batch.jobs.push_back(job);
   }
-  if (absl::Status s = store_->SaveJobs(batch); !s.ok()) {
-    GW_LOG_ERROR("store write of {} jobs failed, will retry: {}", batch.size(),
+  batch.sweeps = sweeps_.Changed();
+  batch.metrics = std::move(metric_writes_);
+  metric_writes_.clear();
+  if (batch.empty()) return true;
+  if (absl::Status s = store_->Save(batch); !s.ok()) {
+    GW_LOG_ERROR("store write of {} jobs, {} sweeps, {} points failed, will retry: {}",
+                 batch.jobs.size(), batch.sweeps.size(), batch.metrics.size(),
                  std::string(s.message()));
+    metric_writes_ = std::move(batch.metrics);
     return false;
   }
-  for (const v1::Job* job : batch) {
+  sweeps_.ClearChanged();
+  for (const v1::Sweep* sweep : batch.sweeps) {
+    auto w = sweep_watchers_.find(sweep->id());
+    if (w == sweep_watchers_.end()) continue;
+    std::vector<SweepWatcher> fns;
+    for (auto& [wid, fn] : w->second) fns.push_back(fn);
+    for (auto& fn : fns) fn(*sweep);
+  }
+  for (const v1::Job* job : batch.jobs) {
     auto w = watchers_.find(job->id());
     if (w == watchers_.end()) continue;
     // Copy: a watcher may unwatch itself.
@@ -879,32 +1007,24 @@ bool Core::Flush() {
 
 void Core::Settle() {
   const bool stored = Flush();
-  if (!submits_.empty()) {
-    std::vector<PendingSubmit> submits = std::move(submits_);
-    submits_.clear();
-    for (PendingSubmit& s : submits) {
-      if (stored) {
-        s.done(jobs_.at(s.job_id));
-        continue;
-      }
-      // Refuse what could not be stored, so nothing acknowledged is lost.
-      pending_.erase(s.job_id);
-      dirty_.erase(s.job_id);
-      jobs_.erase(s.job_id);
-      s.done(absl::UnavailableError("the store could not save the job; it was not accepted"));
-    }
+  if (!after_write_.empty()) {
+    auto answers = std::move(after_write_);
+    after_write_.clear();
+    for (auto& answer : answers) answer(stored);
   }
+  // New trials become pending jobs before the scheduler runs.
+  sweeps_.Reconcile();
   if (schedule_needed_) {
     schedule_needed_ = false;
     Schedule();
-    Flush();
   }
+  const bool all_stored = Flush();
   // Messages carry decisions, and an agent must not act on one the store
   // does not hold yet: a ForgetGang for exits that a crash then loses makes
-  // the recovered coordinator count finished ranks as lost. dirty_ is left
-  // non-empty only by a failed write; the messages wait, in order, for the
+  // the recovered coordinator count finished ranks as lost. After a failed
+  // write the messages wait, in order, for the
   // Settle() whose write succeeds.
-  if (outbox_.empty() || !dirty_.empty()) return;
+  if (outbox_.empty() || !all_stored) return;
   auto outbox = std::move(outbox_);
   outbox_.clear();
   for (auto& [node, msg] : outbox) {

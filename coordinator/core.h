@@ -30,6 +30,7 @@
 #include "common/spec.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
+#include "coordinator/sweep_controller.h"
 #include "gangway/v1/gangway.pb.h"
 
 namespace gangway::coordinator {
@@ -48,13 +49,19 @@ struct CoreOptions {
   int64_t heartbeat_interval_ms = 1000;
   // A node silent this long is NotReady and its ranks are lost.
   int64_t node_timeout_ms = 5000;
+  // After a coordinator restart, nodes holding live ranks get this much more
+  // than node_timeout_ms to register: their agents may be in a reconnect
+  // backoff of up to 5 s when the coordinator comes back.
+  int64_t recovery_grace_ms = 5000;
   // Between SIGTERM and SIGKILL when a gang is stopped.
   int64_t stop_grace_ms = 5000;
   // GANGWAY_RDZV for ranks.
   std::string rendezvous_endpoint;
+  // Called (on the loop) when a job reaches a terminal state.
+  std::function<void(const std::string& job_id)> on_job_ended;
 };
 
-class Core {
+class Core final : private TrialHost {
  public:
   Core(Store* store, AgentSink* sink, const common::Clock* clock, CoreOptions options);
 
@@ -75,6 +82,27 @@ class Core {
   using Watcher = std::function<void(const v1::Job&)>;
   absl::StatusOr<int64_t> Watch(const std::string& id, Watcher fn);
   void Unwatch(int64_t watch_id);
+
+  // ---- Sweeps ---------------------------------------------------------------
+  using SweepCallback = std::function<void(absl::StatusOr<v1::Sweep>)>;
+  // `done` runs from Settle() once the sweep is stored (or refused).
+  void SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done);
+  absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) const { return sweeps_.Get(id); }
+  std::vector<v1::Sweep> ListSweeps(bool all) const { return sweeps_.List(all); }
+  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) { return sweeps_.Cancel(id); }
+  absl::StatusOr<v1::Sweep> UpdateSweep(const v1::UpdateSweepRequest& request) {
+    return sweeps_.Update(request);
+  }
+  using SweepWatcher = std::function<void(const v1::Sweep&)>;
+  absl::StatusOr<int64_t> WatchSweep(const std::string& id, SweepWatcher fn);
+  // Stored points of a job, optionally of one metric.
+  absl::StatusOr<std::vector<v1::MetricPoint>> GetMetrics(const std::string& job_id,
+                                                          const std::string& name);
+
+  // Metrics of a rank (from its agent or pushed). True when the trial's
+  // early-stopping rule says it should stop.
+  bool OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
+                 const std::vector<v1::MetricPoint>& points);
 
   // Reads up to max_bytes of a rank's log at `offset` through its agent.
   using LogCallback = std::function<void(absl::StatusOr<v1::LogData>)>;
@@ -105,16 +133,20 @@ class Core {
     uint64_t used_gpus = 0;
     std::set<std::string> jobs;  // jobs holding resources here
   };
-  struct PendingSubmit {
-    std::string job_id;
-    JobCallback done;
-  };
+  // TrialHost
+  std::string CreateTrialJob(v1::JobSpec spec, const std::string& sweep_id) override;
+  void StopTrialJob(const std::string& job_id, const std::string& reason) override;
+  int64_t NowMs() const override { return clock_->NowMs(); }
+  int64_t NextSeq() override { return next_seq_++; }
+
   struct LogRequest {
     std::string node;
     LogCallback done;
   };
 
   v1::Job* FindJob(const std::string& id);
+  // A new Pending job (a submission or a sweep's trial); returns its id.
+  std::string AddJob(v1::JobSpec spec, const std::string& sweep_id);
   NodeRec& NodeFor(const std::string& name);
   void MarkChanged(v1::Job& job);
   void SetState(v1::Job& job, v1::JobState to, std::string reason);
@@ -151,11 +183,16 @@ class Core {
 
   // Work of the current loop turn.
   std::set<std::string> dirty_;
-  std::vector<PendingSubmit> submits_;
+  // Answers that wait for this turn's first write: called with whether it
+  // succeeded.
+  std::vector<std::function<void(bool stored)>> after_write_;
+  std::vector<std::pair<std::string, v1::MetricPoint>> metric_writes_;
   std::vector<std::pair<std::string, v1::CoordinatorMessage>> outbox_;
   bool schedule_needed_ = false;
 
+  SweepController sweeps_{this};
   std::map<std::string, std::map<int64_t, Watcher>> watchers_;
+  std::map<std::string, std::map<int64_t, SweepWatcher>> sweep_watchers_;
   std::unordered_map<int64_t, std::string> watch_jobs_;
   int64_t next_watch_ = 1;
   std::unordered_map<int64_t, LogRequest> log_requests_;

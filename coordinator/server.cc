@@ -18,7 +18,10 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "coordinator/job_state.h"
+#include "coordinator/rendezvous.h"
+#include "coordinator/rendezvous_service.h"
 #include "coordinator/sqlite_store.h"
+#include "coordinator/studies.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 namespace gangway::coordinator {
@@ -27,6 +30,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr int64_t kLogChunkBytes = 64 * 1024;
+constexpr int kMaxPushedPoints = 10'000;
 constexpr auto kLogFollowPoll = std::chrono::milliseconds(200);
 
 // One agent's stream. Reads post into the loop; writes come from the loop and
@@ -126,15 +130,20 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
   grpc::Status finish_status_;
 };
 
-// Writes a job whenever it changes; coalesces to the newest version while a
-// write is in flight, and ends after the job's terminal state is written.
-class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
+bool Ended(const v1::Job& job) { return IsTerminal(job.state()); }
+bool Ended(const v1::Sweep& sweep) { return sweep.state() != v1::SWEEP_STATE_RUNNING; }
+
+// Writes a job (or sweep) whenever it changes; coalesces to the newest
+// version while a write is in flight, and ends after the terminal state is
+// written.
+template <typename Msg>
+class WatchReactor : public grpc::ServerWriteReactor<Msg> {
  public:
   explicit WatchReactor(std::function<void()> on_done) : on_done_(std::move(on_done)) {}
 
   void Begin(std::shared_ptr<WatchReactor> self) { self_ = std::move(self); }
 
-  void Update(const v1::Job& job) {
+  void Update(const Msg& job) {
     std::lock_guard lock(mu_);
     if (done_writing_) return;
     if (writing_) {
@@ -148,7 +157,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
     std::lock_guard lock(mu_);
     if (done_writing_) return;
     done_writing_ = true;
-    Finish(common::ToGrpc(s));
+    this->Finish(common::ToGrpc(s));
   }
 
   void OnWriteDone(bool ok) override {
@@ -156,16 +165,16 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
     writing_ = false;
     if (!ok) {
       done_writing_ = true;
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      this->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
       return;
     }
     if (next_) {
-      v1::Job job = std::move(*next_);
+      Msg job = std::move(*next_);
       next_.reset();
       StartLocked(job);
-    } else if (IsTerminal(current_.state())) {
+    } else if (Ended(current_)) {
       done_writing_ = true;
-      Finish(grpc::Status::OK);
+      this->Finish(grpc::Status::OK);
     }
   }
 
@@ -177,17 +186,17 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
   }
 
  private:
-  void StartLocked(const v1::Job& job) {
+  void StartLocked(const Msg& job) {
     current_ = job;
     writing_ = true;
-    StartWrite(&current_);
+    this->StartWrite(&current_);
   }
 
   std::function<void()> on_done_;
   std::shared_ptr<WatchReactor> self_;
   std::mutex mu_;
-  v1::Job current_;
-  std::optional<v1::Job> next_;
+  Msg current_;
+  std::optional<Msg> next_;
   bool writing_ = false;
   bool done_writing_ = false;
 };
@@ -196,12 +205,18 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
 
 struct CoordinatorServer::Impl final : public AgentSink,
                                        public v1::Control::CallbackService,
+                                       public v1::Sweeps::CallbackService,
+                                       public v1::Metrics::CallbackService,
+                                       public v1::Studies::CallbackService,
                                        public v1::AgentSession::CallbackService {
   ServerOptions options;
   common::SystemClock clock;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<Core> core;
   asio::io_context io;
+  Rendezvous rendezvous;  // loop thread
+  std::unique_ptr<RendezvousService> rendezvous_service;
+  Studies studies;  // loop thread
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::steady_timer tick{io};
   std::thread loop;
@@ -320,10 +335,10 @@ struct CoordinatorServer::Impl final : public AgentSink,
   grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext*,
                                               const v1::WatchJobRequest* req) override {
     auto watch_id = std::make_shared<std::atomic<int64_t>>(0);
-    auto reactor = std::make_shared<WatchReactor>(
+    auto reactor = std::make_shared<WatchReactor<v1::Job>>(
         [this, watch_id] { Post([watch_id](Core& c) { c.Unwatch(watch_id->load()); }); });
     reactor->Begin(reactor);
-    std::weak_ptr<WatchReactor> weak = reactor;
+    std::weak_ptr<WatchReactor<v1::Job>> weak = reactor;
     Post([id = req->id(), weak, watch_id](Core& c) {
       auto r = weak.lock();
       if (!r) return;
@@ -337,6 +352,112 @@ struct CoordinatorServer::Impl final : public AgentSink,
       watch_id->store(*w);
     });
     return reactor.get();
+  }
+
+  // ---- Sweeps --------------------------------------------------------------
+  grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::SubmitSweepRequest* req,
+                                        v1::Sweep* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    Post([req, resp, reactor](Core& c) {
+      c.SubmitSweep(*req, [resp, reactor](absl::StatusOr<v1::Sweep> sweep) {
+        if (sweep.ok()) *resp = std::move(*sweep);
+        reactor->Finish(common::ToGrpc(sweep.status()));
+      });
+    });
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* GetSweep(grpc::CallbackServerContext* ctx,
+                                     const v1::GetSweepRequest* req, v1::Sweep* resp) override {
+    return Answer(ctx, resp, [req](Core& c) { return c.GetSweep(req->id()); });
+  }
+  grpc::ServerUnaryReactor* ListSweeps(grpc::CallbackServerContext* ctx,
+                                       const v1::ListSweepsRequest* req,
+                                       v1::ListSweepsResponse* resp) override {
+    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::ListSweepsResponse> {
+      v1::ListSweepsResponse out;
+      for (auto& sweep : c.ListSweeps(req->all())) *out.add_sweeps() = std::move(sweep);
+      return out;
+    });
+  }
+  grpc::ServerUnaryReactor* CancelSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::CancelSweepRequest* req,
+                                        v1::Sweep* resp) override {
+    return Answer(ctx, resp, [req](Core& c) { return c.CancelSweep(req->id()); });
+  }
+  grpc::ServerUnaryReactor* UpdateSweep(grpc::CallbackServerContext* ctx,
+                                        const v1::UpdateSweepRequest* req,
+                                        v1::Sweep* resp) override {
+    return Answer(ctx, resp, [req](Core& c) { return c.UpdateSweep(*req); });
+  }
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* ctx,
+                                       const v1::GetMetricsRequest* req,
+                                       v1::GetMetricsResponse* resp) override {
+    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::GetMetricsResponse> {
+      absl::StatusOr<std::vector<v1::MetricPoint>> points =
+          c.GetMetrics(req->job_id(), req->name());
+      if (!points.ok()) return points.status();
+      v1::GetMetricsResponse out;
+      for (auto& p : *points) *out.add_points() = std::move(p);
+      return out;
+    });
+  }
+  grpc::ServerWriteReactor<v1::Sweep>* WatchSweep(grpc::CallbackServerContext*,
+                                                  const v1::WatchSweepRequest* req) override {
+    auto watch_id = std::make_shared<std::atomic<int64_t>>(0);
+    auto reactor = std::make_shared<WatchReactor<v1::Sweep>>(
+        [this, watch_id] { Post([watch_id](Core& c) { c.Unwatch(watch_id->load()); }); });
+    reactor->Begin(reactor);
+    std::weak_ptr<WatchReactor<v1::Sweep>> weak = reactor;
+    Post([id = req->id(), weak, watch_id](Core& c) {
+      auto r = weak.lock();
+      if (!r) return;
+      absl::StatusOr<int64_t> w = c.WatchSweep(id, [weak](const v1::Sweep& sweep) {
+        if (auto rr = weak.lock()) rr->Update(sweep);
+      });
+      if (!w.ok()) {
+        r->Fail(w.status());
+        return;
+      }
+      watch_id->store(*w);
+    });
+    return reactor.get();
+  }
+
+  // ---- Metrics pushed by trainers ---------------------------------------------
+  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
+                                   const v1::ReportMetricsRequest* req,
+                                   v1::ReportMetricsResponse* resp) override {
+    return Answer(ctx, resp, [this, req](Core& c) -> absl::StatusOr<v1::ReportMetricsResponse> {
+      if (req->points_size() > kMaxPushedPoints) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("points: at most ", kMaxPushedPoints, " per report"));
+      }
+      std::vector<v1::MetricPoint> points(req->points().begin(), req->points().end());
+      const int64_t now = clock.NowMs();
+      for (auto& p : points) {
+        if (p.name().empty()) return absl::InvalidArgumentError("points.name: must not be empty");
+        if (p.time_ms() == 0) p.set_time_ms(now);
+      }
+      v1::ReportMetricsResponse out;
+      out.set_stop(c.OnMetrics(req->job_id(), req->attempt(), req->rank(), points));
+      return out;
+    });
+  }
+
+  // ---- Studies ------------------------------------------------------------------
+  grpc::ServerUnaryReactor* CreateStudy(grpc::CallbackServerContext* ctx,
+                                        const v1::CreateStudyRequest* req,
+                                        v1::Study* resp) override {
+    return Answer(ctx, resp, [this, req](Core&) { return studies.Create(*req); });
+  }
+  grpc::ServerUnaryReactor* Ask(grpc::CallbackServerContext* ctx, const v1::AskRequest* req,
+                                v1::AskResponse* resp) override {
+    return Answer(ctx, resp, [this, req](Core&) { return studies.Ask(*req); });
+  }
+  grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* ctx, const v1::TellRequest* req,
+                                 v1::TellResponse* resp) override {
+    return Answer(ctx, resp, [this, req](Core&) { return studies.Tell(*req); });
   }
 
   // Streams a rank's log through its agent, chunk by chunk; with follow, polls
@@ -441,7 +562,9 @@ struct CoordinatorServer::Impl final : public AgentSink,
         asio::post(io, [this] {
           for (auto& [id, s] : sessions) s->Close(absl::UnavailableError("coordinator stopping"));
         });
-        server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        // Calls still open at the deadline are cancelled; an idle client
+        // connection would otherwise hold the whole deadline.
+        server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
       }
       asio::post(io, [this] { tick.cancel(); });
       work.reset();
@@ -475,11 +598,22 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
+  builder.RegisterService(static_cast<v1::Sweeps::CallbackService*>(impl.get()));
+  builder.RegisterService(static_cast<v1::Metrics::CallbackService*>(impl.get()));
+  builder.RegisterService(static_cast<v1::Studies::CallbackService*>(impl.get()));
+  impl->rendezvous_service = std::make_unique<RendezvousService>(impl->io, impl->rendezvous);
+  builder.RegisterService(impl->rendezvous_service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   CoreOptions core_options = options.core;
+  // Keys of a finished job go with it (each attempt has its own scope, so a
+  // restarted gang never saw the old ones anyway).
+  Impl* raw_impl = impl.get();
+  core_options.on_job_ended = [raw_impl](const std::string& job_id) {
+    raw_impl->rendezvous.ClearJob(job_id);
+  };
   if (core_options.rendezvous_endpoint.empty()) {
     std::string host = options.listen.substr(0, options.listen.rfind(':'));
     if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";

@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <limits>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace gangway::coordinator {
@@ -22,19 +25,38 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
            "PRAGMA synchronous=NORMAL",
            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "state INTEGER NOT NULL, data BLOB NOT NULL)",
+           "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+           "state INTEGER NOT NULL, data BLOB NOT NULL)",
+           "CREATE TABLE IF NOT EXISTS metrics (n INTEGER PRIMARY KEY AUTOINCREMENT, "
+           "job TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL, "
+           "raw TEXT, time_ms INTEGER NOT NULL)",
+           "CREATE INDEX IF NOT EXISTS metrics_job ON metrics (job, n)",
        }) {
     if (absl::Status s = store->Exec(sql); !s.ok()) {
       return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
     }
   }
-  sqlite3_stmt* upsert = nullptr;
-  rc = sqlite3_prepare_v2(db,
-                          "INSERT INTO jobs (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
-                          "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
-                          -1, &upsert, nullptr);
-  store->upsert_.reset(upsert);
-  if (rc != SQLITE_OK) {
-    return absl::UnavailableError(absl::StrCat("store ", path, ": ", sqlite3_errmsg(db)));
+  auto prepare = [&](const char* sql, auto& slot) -> absl::Status {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+    slot.reset(stmt);
+    if (rc != SQLITE_OK) {
+      return absl::UnavailableError(absl::StrCat("store ", path, ": ", sqlite3_errmsg(db)));
+    }
+    return absl::OkStatus();
+  };
+  for (auto [sql, slot] : {
+           std::pair{"INSERT INTO jobs (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
+                     &store->upsert_job_},
+           std::pair{"INSERT INTO sweeps (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
+                     &store->upsert_sweep_},
+           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     &store->insert_metric_},
+       }) {
+    if (absl::Status s = prepare(sql, *slot); !s.ok()) return s;
   }
   return store;
 }
@@ -55,63 +77,125 @@ absl::Status SqliteStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() {
+template <typename Msg>
+absl::StatusOr<std::vector<Msg>> SqliteStore::LoadRows(const char* table) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_.get(), "SELECT id, data FROM jobs ORDER BY seq", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
-    return absl::UnavailableError(absl::StrCat("load jobs: ", sqlite3_errmsg(db_.get())));
+  const std::string sql = absl::StrCat("SELECT id, data FROM ", table, " ORDER BY seq");
+  if (sqlite3_prepare_v2(db_.get(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::UnavailableError(absl::StrCat("load ", table, ": ", sqlite3_errmsg(db_.get())));
   }
-  std::vector<v1::Job> jobs;
+  std::unique_ptr<sqlite3_stmt, Finalize> guard(stmt);
+  std::vector<Msg> rows;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    v1::Job job;
+    Msg msg;
     const void* data = sqlite3_column_blob(stmt, 1);
     int size = sqlite3_column_bytes(stmt, 1);
     const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
     std::string id = text ? text : "";
-    const bool parsed = job.ParseFromArray(data, size);
-    // A blob that parses is still lost when it is not this row's job: an
-    // empty (zeroed) blob parses as a job with no id, and another row's blob
-    // would recover one job twice.
-    if (!parsed || job.id() != id) {
-      sqlite3_finalize(stmt);
+    const bool parsed = msg.ParseFromArray(data, size);
+    // A blob that parses is still lost when it is not this row's record: an
+    // empty (zeroed) blob parses as one with no id, and another row's blob
+    // would recover one record twice.
+    if (!parsed || msg.id() != id) {
       return absl::DataLossError(absl::StrCat(
-          "job ", id, " in the store ",
-          parsed ? absl::StrCat("holds job '", job.id(), "'") : std::string("does not parse")));
+          table, " row ", id, " in the store ",
+          parsed ? absl::StrCat("holds '", msg.id(), "'") : std::string("does not parse")));
     }
-    jobs.push_back(std::move(job));
+    rows.push_back(std::move(msg));
   }
-  sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return absl::UnavailableError(sqlite3_errmsg(db_.get()));
-  return jobs;
+  return rows;
 }
 
-absl::Status SqliteStore::SaveJobs(std::span<const v1::Job* const> jobs) {
-  if (jobs.empty()) return absl::OkStatus();
-  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  std::string buf;
-  for (const v1::Job* job : jobs) {
-    buf.clear();
-    job->SerializeToString(&buf);
-    sqlite3_reset(upsert_.get());
-    sqlite3_bind_text(upsert_.get(), 1, job->id().data(), static_cast<int>(job->id().size()),
-                      SQLITE_TRANSIENT);
-    sqlite3_bind_int64(upsert_.get(), 2, job->seq());
-    sqlite3_bind_int(upsert_.get(), 3, job->state());
-    sqlite3_bind_blob(upsert_.get(), 4, buf.data(), static_cast<int>(buf.size()), SQLITE_TRANSIENT);
-    if (sqlite3_step(upsert_.get()) != SQLITE_DONE) {
-      absl::Status s = absl::UnavailableError(
-          absl::StrCat("save job ", job->id(), ": ", sqlite3_errmsg(db_.get())));
-      sqlite3_reset(upsert_.get());
-      (void)Exec("ROLLBACK");
-      return s;
-    }
+absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() { return LoadRows<v1::Job>("jobs"); }
+
+absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::LoadSweeps() {
+  return LoadRows<v1::Sweep>("sweeps");
+}
+
+absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std::string& job_id) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_.get(),
+                         "SELECT name, step, value, raw, time_ms FROM metrics WHERE job = ?1 "
+                         "ORDER BY n",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::UnavailableError(absl::StrCat("load metrics: ", sqlite3_errmsg(db_.get())));
   }
-  sqlite3_reset(upsert_.get());
-  if (absl::Status s = Exec("COMMIT"); !s.ok()) {
+  std::unique_ptr<sqlite3_stmt, Finalize> guard(stmt);
+  sqlite3_bind_text(stmt, 1, job_id.data(), static_cast<int>(job_id.size()), SQLITE_TRANSIENT);
+  std::vector<v1::MetricPoint> points;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    v1::MetricPoint p;
+    const char* name = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    p.set_name(name ? name : "");
+    p.set_step(sqlite3_column_int64(stmt, 1));
+    // SQLite stores NaN as NULL.
+    p.set_value(sqlite3_column_type(stmt, 2) == SQLITE_NULL
+                    ? std::numeric_limits<double>::quiet_NaN()
+                    : sqlite3_column_double(stmt, 2));
+    const char* raw = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+    if (raw) p.set_raw(raw);
+    p.set_time_ms(sqlite3_column_int64(stmt, 4));
+    points.push_back(std::move(p));
+  }
+  if (rc != SQLITE_DONE) return absl::UnavailableError(sqlite3_errmsg(db_.get()));
+  return points;
+}
+
+template <typename Msg>
+absl::Status SqliteStore::SaveRow(sqlite3_stmt* stmt, const Msg& msg, std::string* buf) {
+  buf->clear();
+  msg.SerializeToString(buf);
+  sqlite3_reset(stmt);
+  sqlite3_bind_text(stmt, 1, msg.id().data(), static_cast<int>(msg.id().size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 2, msg.seq());
+  sqlite3_bind_int(stmt, 3, msg.state());
+  sqlite3_bind_blob(stmt, 4, buf->data(), static_cast<int>(buf->size()), SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  if (rc != SQLITE_DONE) {
+    return absl::UnavailableError(absl::StrCat("save ", msg.id(), ": ", sqlite3_errmsg(db_.get())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Save(const WriteBatch& batch) {
+  if (batch.empty()) return absl::OkStatus();
+  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto rollback = [this](absl::Status s) {
     (void)Exec("ROLLBACK");
     return s;
+  };
+  std::string buf;
+  for (const v1::Job* job : batch.jobs) {
+    if (absl::Status s = SaveRow(upsert_job_.get(), *job, &buf); !s.ok()) return rollback(s);
   }
+  for (const v1::Sweep* sweep : batch.sweeps) {
+    if (absl::Status s = SaveRow(upsert_sweep_.get(), *sweep, &buf); !s.ok()) return rollback(s);
+  }
+  sqlite3_stmt* ins = insert_metric_.get();
+  for (const auto& [job, p] : batch.metrics) {
+    sqlite3_reset(ins);
+    sqlite3_bind_text(ins, 1, job.data(), static_cast<int>(job.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 2, p.name().data(), static_cast<int>(p.name().size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(ins, 3, p.step());
+    sqlite3_bind_double(ins, 4, p.value());
+    if (p.raw().empty()) {
+      sqlite3_bind_null(ins, 5);
+    } else {
+      sqlite3_bind_text(ins, 5, p.raw().data(), static_cast<int>(p.raw().size()), SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int64(ins, 6, p.time_ms());
+    const int rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (rc != SQLITE_DONE) {
+      return rollback(absl::UnavailableError(
+          absl::StrCat("save metrics of ", job, ": ", sqlite3_errmsg(db_.get()))));
+    }
+  }
+  if (absl::Status s = Exec("COMMIT"); !s.ok()) return rollback(s);
   return absl::OkStatus();
 }
 

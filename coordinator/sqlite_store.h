@@ -1,7 +1,8 @@
 // The embedded store: one SQLite file in WAL mode.
 //
-// Thread: one thread at a time (the core's). Jobs are stored as serialized
-// protos beside the columns worth querying; synchronous=NORMAL in WAL mode
+// Thread: one thread at a time (the core's). Jobs and sweeps are stored as
+// serialized protos beside the columns worth querying, metric points as
+// rows; synchronous=NORMAL in WAL mode
 // keeps every commit durable against a process crash (the OS holds the
 // log) and syncs at checkpoints, which is what makes batching cheap.
 #pragma once
@@ -24,7 +25,9 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
-  absl::Status SaveJobs(std::span<const v1::Job* const> jobs) override;
+  absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override;
+  absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job_id) override;
+  absl::Status Save(const WriteBatch& batch) override;
 
  private:
   struct CloseDb {
@@ -36,10 +39,16 @@ class SqliteStore final : public Store {
 
   SqliteStore() = default;
   absl::Status Exec(const char* sql);
+  template <typename Msg>
+  absl::StatusOr<std::vector<Msg>> LoadRows(const char* table);
+  template <typename Msg>
+  absl::Status SaveRow(sqlite3_stmt* stmt, const Msg& msg, std::string* buf);
 
   // Declared in this order so the statement is finalized before the close.
   std::unique_ptr<sqlite3, CloseDb> db_;
-  std::unique_ptr<sqlite3_stmt, Finalize> upsert_;
+  std::unique_ptr<sqlite3_stmt, Finalize> upsert_job_;
+  std::unique_ptr<sqlite3_stmt, Finalize> upsert_sweep_;
+  std::unique_ptr<sqlite3_stmt, Finalize> insert_metric_;
 };
 
 }  // namespace gangway::coordinator

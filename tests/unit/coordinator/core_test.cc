@@ -53,13 +53,25 @@ class FakeStore final : public Store {
     for (const auto& [id, job] : jobs) out.push_back(job);
     return out;
   }
-  absl::Status SaveJobs(std::span<const v1::Job* const> batch) override {
+  absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override {
+    std::vector<v1::Sweep> out;
+    for (const auto& [id, sweep] : sweeps) out.push_back(sweep);
+    return out;
+  }
+  absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job) override {
+    auto it = metrics.find(job);
+    if (it == metrics.end()) return std::vector<v1::MetricPoint>();
+    return it->second;
+  }
+  absl::Status Save(const WriteBatch& batch) override {
     ++calls;
     if (fail) return absl::UnavailableError("disk full (test)");
-    for (const v1::Job* job : batch) {
+    for (const v1::Job* job : batch.jobs) {
       jobs[job->id()] = *job;
       history.emplace_back(job->id(), job->state());
     }
+    for (const v1::Sweep* sweep : batch.sweeps) sweeps[sweep->id()] = *sweep;
+    for (const auto& [job, point] : batch.metrics) metrics[job].push_back(point);
     return absl::OkStatus();
   }
 
@@ -76,6 +88,8 @@ class FakeStore final : public Store {
   absl::Status load_error;
   int calls = 0;
   std::map<std::string, v1::Job> jobs;
+  std::map<std::string, v1::Sweep> sweeps;
+  std::map<std::string, std::vector<v1::MetricPoint>> metrics;
   std::vector<std::pair<std::string, v1::JobState>> history;
 };
 
@@ -1561,7 +1575,8 @@ TEST_F(CoreRecoveryTest, NodeThatNeverReturnsLosesItsRanks) {
   ASSERT_TRUE(core_->Recover().ok());
   Register("a", 21, Inventory(8), RecordsOn(id, "a"));
   core_->Settle();
-  Advance(5000);
+  // node_timeout plus the recovery grace for agents still in backoff.
+  Advance(10000);
   EXPECT_EQ(Get(id).state(), v1::JOB_STATE_RUNNING);
   Advance(1000);
   v1::Job job = Get(id);

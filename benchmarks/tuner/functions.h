@@ -1,0 +1,102 @@
+// The synthetic test functions of /work/shared/bench/optuna_baseline.py,
+// with the same definitions, domains and known minima, so gangway's
+// samplers are compared with Optuna's on equal terms.
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <numbers>
+#include <string>
+#include <vector>
+
+namespace gangway::tuner::bench {
+
+struct TestFunction {
+  std::string name;
+  int dims;
+  double lo, hi;                // Same box in every dimension, except branin.
+  std::vector<double> lo_each;  // Per-dimension bounds when set.
+  std::vector<double> hi_each;
+  double fstar;
+  std::function<double(const std::vector<double>&)> f;
+};
+
+inline double Branin(const std::vector<double>& x) {
+  const double pi = std::numbers::pi;
+  const double a = 1, b = 5.1 / (4 * pi * pi), c = 5 / pi, r = 6, s = 10, t = 1 / (8 * pi);
+  const double u = x[1] - b * x[0] * x[0] + c * x[0] - r;
+  return a * u * u + s * (1 - t) * std::cos(x[0]) + s;
+}
+
+inline double Hartmann(const std::vector<double>& x, const double* alpha, const double* a,
+                       const double* p, int d) {
+  double sum = 0;
+  for (int i = 0; i < 4; ++i) {
+    double inner = 0;
+    for (int j = 0; j < d; ++j)
+      inner += a[i * d + j] * (x[j] - p[i * d + j]) * (x[j] - p[i * d + j]);
+    sum += alpha[i] * std::exp(-inner);
+  }
+  return -sum;
+}
+
+inline double Hartmann3(const std::vector<double>& x) {
+  static const double alpha[] = {1.0, 1.2, 3.0, 3.2};
+  static const double a[] = {3, 10, 30, 0.1, 10, 35, 3, 10, 30, 0.1, 10, 35};
+  static const double p[] = {0.3689, 0.1170, 0.2673, 0.4699, 0.4387, 0.7470,
+                             0.1091, 0.8732, 0.5547, 0.0381, 0.5743, 0.8828};
+  return Hartmann(x, alpha, a, p, 3);
+}
+
+inline double Hartmann6(const std::vector<double>& x) {
+  static const double alpha[] = {1.0, 1.2, 3.0, 3.2};
+  static const double a[] = {10, 3,   17,  3.5, 1.7, 8, 0.05, 10, 17,   0.1, 8,   14,
+                             3,  3.5, 1.7, 10,  17,  8, 17,   8,  0.05, 10,  0.1, 14};
+  static const double p[] = {0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886, 0.2329, 0.4135,
+                             0.8307, 0.3736, 0.1004, 0.9991, 0.2348, 0.1451, 0.3522, 0.2883,
+                             0.3047, 0.6650, 0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381};
+  return Hartmann(x, alpha, a, p, 6);
+}
+
+inline double Rosenbrock(const std::vector<double>& x) {
+  double s = 0;
+  for (size_t i = 0; i + 1 < x.size(); ++i) {
+    s += 100 * std::pow(x[i + 1] - x[i] * x[i], 2) + std::pow(1 - x[i], 2);
+  }
+  return s;
+}
+
+inline double Ackley(const std::vector<double>& x) {
+  const double n = static_cast<double>(x.size());
+  double sq = 0, cs = 0;
+  for (double v : x) {
+    sq += v * v;
+    cs += std::cos(2 * std::numbers::pi * v);
+  }
+  return -20 * std::exp(-0.2 * std::sqrt(sq / n)) - std::exp(cs / n) + 20 + std::numbers::e;
+}
+
+inline double Levy(const std::vector<double>& x) {
+  const double pi = std::numbers::pi;
+  std::vector<double> w(x.size());
+  for (size_t i = 0; i < x.size(); ++i) w[i] = 1 + (x[i] - 1) / 4;
+  double s = std::pow(std::sin(pi * w[0]), 2);
+  for (size_t i = 0; i + 1 < w.size(); ++i) {
+    s += std::pow(w[i] - 1, 2) * (1 + 10 * std::pow(std::sin(pi * w[i] + 1), 2));
+  }
+  const double wd = w.back();
+  return s + std::pow(wd - 1, 2) * (1 + std::pow(std::sin(2 * pi * wd), 2));
+}
+
+inline std::vector<TestFunction> SyntheticFunctions() {
+  return {
+      {"branin", 2, 0, 0, {-5, 0}, {10, 15}, 0.39788735772973816, Branin},
+      {"hartmann3", 3, 0, 1, {}, {}, -3.862779787332659, Hartmann3},
+      {"hartmann6", 6, 0, 1, {}, {}, -3.322368011415514, Hartmann6},
+      {"rosenbrock4", 4, -5, 10, {}, {}, 0.0, Rosenbrock},
+      {"ackley5", 5, -32.768, 32.768, {}, {}, 0.0, Ackley},
+      {"levy5", 5, -10, 10, {}, {}, 0.0, Levy},
+  };
+}
+
+}  // namespace gangway::tuner::bench

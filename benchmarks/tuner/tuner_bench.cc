@@ -1,0 +1,83 @@
+// Suggestion latency of the bayesian sampler vs. the number of observations
+// (6 parameters, Hartmann-6 values at random points).
+//
+// Each iteration is one steady-state step of a sequential sweep: Ask(1)
+// (timed) and Tell (untimed), so the history grows by one per iteration.
+//  - BM_BayesianSuggest: the default policy. Beyond 64 results the
+//    hyperparameters are refit only after 1/16 growth, so the iteration
+//    counts cover whole refit cycles (N=200: 26 asks, 2 refits; N=1000: 64
+//    asks, 1 refit) and the mean is the amortized cost per suggestion.
+//    Counter max_ms: the slowest ask (one with a refit).
+//  - BM_BayesianRefitEveryAsk: full hyperparameter and output-warp fits
+//    with restarts on every ask, as the default does up to 64 results.
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "benchmark/benchmark.h"
+#include "benchmarks/tuner/functions.h"
+#include "tuner/tuner.h"
+
+namespace gangway::tuner::bench {
+namespace {
+
+Tuner Prepared(int n, Algorithm algorithm, bool refit_every_ask) {
+  std::vector<ParameterSpec> ps;
+  for (int i = 0; i < 6; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
+  TunerOptions o;
+  o.algorithm = algorithm;
+  o.seed = 1;
+  if (refit_every_ask) o.bayesian.refit_every_below = 1 << 30;
+  Tuner t = *Tuner::Create(*SearchSpace::Create(ps), o);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> x(6);
+    Assignment a;
+    for (double& v : x) {
+      v = u(rng);
+      a.emplace_back(v);
+    }
+    (void)t.Register(i, a);
+    (void)t.Tell(i, Hartmann6(x));
+  }
+  // One untimed step, so timed ones are warm-started like a running sweep.
+  auto p = t.Ask(1);
+  (void)t.Tell((*p)[0].trial_id, 0.0);
+  return t;
+}
+
+void Step(benchmark::State& state, Algorithm algorithm, bool refit_every_ask = false) {
+  Tuner t = Prepared(static_cast<int>(state.range(0)), algorithm, refit_every_ask);
+  double max_ms = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = t.Ask(1);
+    benchmark::DoNotOptimize(p);
+    state.PauseTiming();
+    max_ms = std::max(
+        max_ms,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    std::vector<double> x;
+    for (const auto& v : (*p)[0].assignment) x.push_back(std::get<double>(v));
+    (void)t.Tell((*p)[0].trial_id, Hartmann6(x));
+    state.ResumeTiming();
+  }
+  state.counters["observations"] = static_cast<double>(t.completed_count());
+  state.counters["max_ms"] = max_ms;
+}
+
+void BM_BayesianSuggest(benchmark::State& state) { Step(state, Algorithm::kBayesian); }
+void BM_BayesianRefitEveryAsk(benchmark::State& state) { Step(state, Algorithm::kBayesian, true); }
+void BM_RandomSuggest(benchmark::State& state) { Step(state, Algorithm::kRandom); }
+
+BENCHMARK(BM_BayesianSuggest)->Arg(50)->Iterations(20)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BayesianSuggest)->Arg(200)->Iterations(26)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BayesianSuggest)->Arg(1000)->Iterations(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BayesianRefitEveryAsk)->Arg(200)->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RandomSuggest)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace gangway::tuner::bench
+
+BENCHMARK_MAIN();

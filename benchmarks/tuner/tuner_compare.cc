@@ -1,0 +1,286 @@
+// Runs gangway's samplers on the functions of the Optuna baseline
+// (/work/shared/bench) with the same seeds and budgets, sequential
+// ask/tell, and writes the traces as JSON for compare.py.
+//
+//   tuner_compare --samplers random,sobol,bayesian --seeds 20 --trials 50
+//       --out gangway_results.json [--digits-script digits_eval.py]
+//
+// digits_svc is evaluated by digits_eval.py in a child process over pipes
+// (one line per trial), so the C++ side needs no Python embedding.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "benchmarks/tuner/functions.h"
+#include "tuner/tuner.h"
+
+namespace gangway::tuner::bench {
+namespace {
+
+struct Args {
+  std::vector<std::string> functions = {"branin",      "hartmann3", "hartmann6",
+                                        "rosenbrock4", "ackley5",   "levy5"};
+  std::vector<std::string> samplers = {"random", "sobol", "bayesian"};
+  int seeds = 20;
+  int seed0 = 0;
+  int trials = 50;
+  std::string out = "gangway_results.json";
+  std::string python = "/usr/bin/python3";
+  std::string digits_script;
+  std::string label;  // Name recorded for the bayesian sampler.
+  int initial_points = 0;
+  std::string transform = "";
+  double ls_prior_mean = std::nan("");
+  int restarts = -1;
+  bool quiet = false;
+};
+
+// A child process answering one objective value per input line.
+class PipeEvaluator {
+ public:
+  bool Start(const std::string& python, const std::string& script) {
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) return false;
+    pid_ = fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      close(to_child[1]);
+      close(from_child[0]);
+      execl(python.c_str(), python.c_str(), script.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    in_ = fdopen(to_child[1], "w");
+    out_ = fdopen(from_child[0], "r");
+    return in_ != nullptr && out_ != nullptr;
+  }
+  bool Eval(const std::vector<double>& x, double* y) {
+    for (size_t i = 0; i < x.size(); ++i) std::fprintf(in_, i ? " %.17g" : "%.17g", x[i]);
+    std::fprintf(in_, "\n");
+    std::fflush(in_);
+    char buf[256];
+    if (std::fgets(buf, sizeof buf, out_) == nullptr) return false;
+    *y = std::strtod(buf, nullptr);
+    return true;
+  }
+  ~PipeEvaluator() {
+    if (in_) std::fclose(in_);
+    if (out_) std::fclose(out_);
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* in_ = nullptr;
+  FILE* out_ = nullptr;
+};
+
+struct Run {
+  std::string function, sampler;
+  int seed = 0;
+  std::vector<double> values, suggest_ms, tell_ms;
+};
+
+absl::StatusOr<SearchSpace> SpaceFor(const std::string& name, const TestFunction* f) {
+  std::vector<ParameterSpec> ps;
+  if (name == "digits_svc") {
+    ps.push_back(ParameterSpec::Double("C", 1e-2, 1e3, Scale::kLog));
+    ps.push_back(ParameterSpec::Double("gamma", 1e-4, 1e1, Scale::kLog));
+    ps.push_back(ParameterSpec::Int("n_components", 2, 64));
+    ps.push_back(ParameterSpec::Double("tol", 1e-5, 1e-1, Scale::kLog));
+  } else {
+    for (int i = 0; i < f->dims; ++i) {
+      const double lo = f->lo_each.empty() ? f->lo : f->lo_each[i];
+      const double hi = f->hi_each.empty() ? f->hi : f->hi_each[i];
+      ps.push_back(ParameterSpec::Double("x" + std::to_string(i), lo, hi));
+    }
+  }
+  return SearchSpace::Create(std::move(ps));
+}
+
+std::vector<double> Numbers(const Assignment& a) {
+  std::vector<double> x;
+  for (const auto& v : a) {
+    if (const double* d = std::get_if<double>(&v)) x.push_back(*d);
+    if (const int64_t* i = std::get_if<int64_t>(&v)) x.push_back(static_cast<double>(*i));
+  }
+  return x;
+}
+
+int Main(const Args& args) {
+  const auto synthetic = SyntheticFunctions();
+  std::vector<Run> runs;
+  std::unique_ptr<PipeEvaluator> digits;
+  using Clock = std::chrono::steady_clock;
+  for (const std::string& fname : args.functions) {
+    const TestFunction* f = nullptr;
+    for (const auto& t : synthetic) {
+      if (t.name == fname) f = &t;
+    }
+    if (f == nullptr && fname != "digits_svc") {
+      std::cerr << "unknown function " << fname << "\n";
+      return 2;
+    }
+    if (fname == "digits_svc" && digits == nullptr) {
+      digits = std::make_unique<PipeEvaluator>();
+      if (args.digits_script.empty() || !digits->Start(args.python, args.digits_script)) {
+        std::cerr << "digits_svc: cannot start " << args.python << " " << args.digits_script
+                  << "\n";
+        return 2;
+      }
+    }
+    for (const std::string& sname : args.samplers) {
+      for (int seed = args.seed0; seed < args.seed0 + args.seeds; ++seed) {
+        absl::StatusOr<SearchSpace> space = SpaceFor(fname, f);
+        if (!space.ok()) {
+          std::cerr << space.status() << "\n";
+          return 2;
+        }
+        TunerOptions opts;
+        opts.algorithm = *ParseAlgorithm(sname);
+        opts.seed = static_cast<uint64_t>(seed);
+        opts.bayesian.initial_points = args.initial_points;
+        if (args.transform == "copula") opts.bayesian.transform = OutputTransform::kCopula;
+        if (args.transform == "logshift") opts.bayesian.transform = OutputTransform::kLogShift;
+        if (args.transform == "auto") opts.bayesian.transform = OutputTransform::kAuto;
+        if (args.transform == "standardize") {
+          opts.bayesian.transform = OutputTransform::kStandardize;
+        }
+        if (!std::isnan(args.ls_prior_mean)) {
+          opts.bayesian.gp.log_lengthscale_prior_mean = args.ls_prior_mean;
+        }
+        if (args.restarts >= 0) opts.bayesian.gp.random_restarts = args.restarts;
+        absl::StatusOr<Tuner> tuner = Tuner::Create(*std::move(space), opts);
+        if (!tuner.ok()) {
+          std::cerr << tuner.status() << "\n";
+          return 2;
+        }
+        Run run;
+        run.function = fname;
+        run.sampler = sname == "bayesian" && !args.label.empty() ? args.label : sname;
+        run.seed = seed;
+        for (int t = 0; t < args.trials; ++t) {
+          const auto t0 = Clock::now();
+          auto p = tuner->Ask(1);
+          const auto t1 = Clock::now();
+          if (!p.ok() || p->empty()) {
+            std::cerr << "ask failed\n";
+            return 1;
+          }
+          const std::vector<double> x = Numbers((*p)[0].assignment);
+          double y = 0;
+          if (f != nullptr) {
+            y = f->f(x);
+          } else if (!digits->Eval(x, &y)) {
+            std::cerr << "digits evaluator died\n";
+            return 1;
+          }
+          const auto t2 = Clock::now();
+          if (absl::Status s = tuner->Tell((*p)[0].trial_id, y); !s.ok()) {
+            std::cerr << s << "\n";
+            return 1;
+          }
+          const auto t3 = Clock::now();
+          run.values.push_back(y);
+          run.suggest_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+          run.tell_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
+        }
+        if (!args.quiet) {
+          double best = run.values[0];
+          for (double v : run.values) best = std::min(best, v);
+          std::cerr << fname << " " << run.sampler << " seed " << seed << " best "
+                    << best - (f ? f->fstar : 0.0) << "\n";
+        }
+        runs.push_back(std::move(run));
+      }
+    }
+  }
+  std::ofstream out(args.out);
+  out.precision(17);
+  out << "{\"schema\": \"gangway_tuner_compare/1\", \"runs\": [\n";
+  auto list = [&](const std::vector<double>& v) {
+    out << "[";
+    for (size_t i = 0; i < v.size(); ++i) out << (i ? ", " : "") << v[i];
+    out << "]";
+  };
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const Run& run = runs[r];
+    out << "{\"function\": \"" << run.function << "\", \"sampler\": \"" << run.sampler
+        << "\", \"seed\": " << run.seed << ", \"values\": ";
+    list(run.values);
+    out << ", \"suggest_ms\": ";
+    list(run.suggest_ms);
+    out << ", \"tell_ms\": ";
+    list(run.tell_ms);
+    out << "}" << (r + 1 < runs.size() ? ",\n" : "\n");
+  }
+  out << "]}\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace gangway::tuner::bench
+
+int main(int argc, char** argv) {
+  gangway::tuner::bench::Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--functions") {
+      args.functions = absl::StrSplit(next(), ',');
+    } else if (a == "--samplers") {
+      args.samplers = absl::StrSplit(next(), ',');
+    } else if (a == "--seeds") {
+      args.seeds = std::stoi(next());
+    } else if (a == "--seed0") {
+      args.seed0 = std::stoi(next());
+    } else if (a == "--trials") {
+      args.trials = std::stoi(next());
+    } else if (a == "--out") {
+      args.out = next();
+    } else if (a == "--python") {
+      args.python = next();
+    } else if (a == "--digits-script") {
+      args.digits_script = next();
+    } else if (a == "--label") {
+      args.label = next();
+    } else if (a == "--initial-points") {
+      args.initial_points = std::stoi(next());
+    } else if (a == "--transform") {
+      args.transform = next();
+    } else if (a == "--ls-prior-mean") {
+      args.ls_prior_mean = std::stod(next());
+    } else if (a == "--restarts") {
+      args.restarts = std::stoi(next());
+    } else if (a == "--quiet") {
+      args.quiet = true;
+    } else {
+      std::cerr << "unknown flag " << a
+                << "\nflags: --functions --samplers --seeds --seed0 --trials --out --python "
+                   "--digits-script --label --initial-points --transform --ls-prior-mean "
+                   "--restarts --quiet\n";
+      return 2;
+    }
+  }
+  return gangway::tuner::bench::Main(args);
+}

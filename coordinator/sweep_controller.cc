@@ -1,0 +1,563 @@
+#include "coordinator/sweep_controller.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "coordinator/job_state.h"
+
+namespace gangway::coordinator {
+namespace {
+
+bool IsTrialTerminal(v1::TrialState s) {
+  switch (s) {
+    case v1::TRIAL_STATE_SUCCEEDED:
+    case v1::TRIAL_STATE_FAILED:
+    case v1::TRIAL_STATE_EARLY_STOPPED:
+    case v1::TRIAL_STATE_METRICS_UNAVAILABLE:
+    case v1::TRIAL_STATE_CANCELLED:
+      return true;
+    case v1::TRIAL_STATE_UNSPECIFIED:
+    case v1::TRIAL_STATE_PENDING:
+    case v1::TRIAL_STATE_RUNNING:
+    case v1::TrialState_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::TrialState_INT_MAX_SENTINEL_DO_NOT_USE_:
+      return false;
+  }
+  return false;
+}
+
+bool CountsAsFailed(v1::TrialState s) {
+  return s == v1::TRIAL_STATE_FAILED || s == v1::TRIAL_STATE_METRICS_UNAVAILABLE;
+}
+
+// Marks a trial the early-stopping rule stopped; stored with the trial so the
+// verdict survives a coordinator restart while its job is being stopped.
+constexpr char kEarlyStopPrefix[] = "early stopped";
+
+bool WasEarlyStopped(const v1::Trial& t) { return t.reason().rfind(kEarlyStopPrefix, 0) == 0; }
+
+std::string EarlyStoppingMetric(const v1::SweepSpec& spec) {
+  return spec.early_stopping().metric().empty() ? spec.objective().metric()
+                                                : spec.early_stopping().metric();
+}
+
+}  // namespace
+
+struct SweepController::Rec {
+  v1::Sweep sweep;
+  std::optional<tuner::Tuner> tuner;
+  std::map<std::string, int> trial_of_job;  // job id -> index in sweep.trials
+  // The objective metric's finite and non-finite values, in report order.
+  std::map<std::string, std::vector<double>> objective_series;
+};
+
+SweepController::SweepController(TrialHost* host) : host_(host) {}
+SweepController::~SweepController() = default;
+
+absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
+  tuner::TunerOptions o;
+  absl::StatusOr<tuner::Algorithm> algorithm =
+      tuner::ParseAlgorithm(spec.algorithm().name().empty() ? "random" : spec.algorithm().name());
+  if (!algorithm.ok()) return algorithm.status();
+  o.algorithm = *algorithm;
+  o.direction =
+      spec.objective().maximize() ? tuner::Direction::kMaximize : tuner::Direction::kMinimize;
+  o.seed = spec.algorithm().seed();
+  for (const auto& [key, value] : spec.algorithm().settings()) {
+    int n = 0;
+    auto number = [&](int* out) -> absl::Status {
+      if (!absl::SimpleAtoi(value, out) || *out < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "algorithm.settings.", key, ": must be a whole number >= 0, got \"", value, "\""));
+      }
+      return absl::OkStatus();
+    };
+    if (key == "gridPointsPerDouble") {
+      if (auto s = number(&n); !s.ok()) return s;
+      o.grid.points_per_double = n;
+    } else if (key == "initialPoints") {
+      if (auto s = number(&n); !s.ok()) return s;
+      o.bayesian.initial_points = n;
+    } else if (key == "candidates") {
+      if (auto s = number(&n); !s.ok()) return s;
+      o.bayesian.candidates = n;
+    } else if (key == "transform") {
+      if (value == "auto") {
+        o.bayesian.transform = tuner::OutputTransform::kAuto;
+      } else if (value == "standardize") {
+        o.bayesian.transform = tuner::OutputTransform::kStandardize;
+      } else if (value == "copula") {
+        o.bayesian.transform = tuner::OutputTransform::kCopula;
+      } else if (value == "logshift") {
+        o.bayesian.transform = tuner::OutputTransform::kLogShift;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "algorithm.settings.transform: auto, standardize, copula or logshift, got \"", value,
+            "\""));
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.settings.", key, ": unknown setting"));
+    }
+  }
+  const auto& es = spec.early_stopping();
+  if (es.rule() == "median") {
+    tuner::MedianStoppingOptions m;
+    if (es.min_trials() > 0) m.min_trials = es.min_trials();
+    if (es.start_step() > 0) m.start_step = es.start_step();
+    o.early_stopping = m;
+  } else if (es.rule() == "asha") {
+    tuner::AshaOptions a;
+    if (es.min_resource() > 0) a.min_resource = es.min_resource();
+    if (es.reduction_factor() > 0) a.reduction_factor = es.reduction_factor();
+    a.max_resource = es.max_resource();
+    o.early_stopping = a;
+  } else if (!es.rule().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("earlyStopping.rule: median or asha, got \"", es.rule(), "\""));
+  }
+  return o;
+}
+
+absl::StatusOr<tuner::Assignment> AssignmentOf(
+    const tuner::SearchSpace& space,
+    const google::protobuf::Map<std::string, std::string>& params) {
+  tuner::Assignment out;
+  for (const tuner::ParameterSpec& p : space.parameters()) {
+    auto it = params.find(p.name);
+    if (it == params.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("params: no value for ", p.name));
+    }
+    const std::string& text = it->second;
+    bool ok = true;
+    if (std::holds_alternative<tuner::DoubleDomain>(p.domain) ||
+        std::holds_alternative<tuner::DiscreteDomain>(p.domain)) {
+      double v;
+      ok = absl::SimpleAtod(text, &v);
+      out.emplace_back(v);
+    } else if (std::holds_alternative<tuner::IntDomain>(p.domain)) {
+      int64_t v;
+      ok = absl::SimpleAtoi(text, &v);
+      out.emplace_back(v);
+    } else {
+      out.emplace_back(text);
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("params.", p.name, ": \"", text, "\" is not a number"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<SweepController::Rec>> SweepController::MakeRec(v1::Sweep sweep) {
+  absl::StatusOr<tuner::SearchSpace> space = SearchSpaceOf(sweep.spec());
+  if (!space.ok()) return space.status();
+  absl::StatusOr<tuner::TunerOptions> options = TunerOptionsOf(sweep.spec());
+  if (!options.ok()) return options.status();
+  absl::StatusOr<tuner::Tuner> t = tuner::Tuner::Create(*std::move(space), *options);
+  if (!t.ok()) return t.status();
+  auto rec = std::make_unique<Rec>();
+  rec->sweep = std::move(sweep);
+  rec->tuner.emplace(*std::move(t));
+  return rec;
+}
+
+SweepController::Rec* SweepController::Find(const std::string& id) {
+  auto it = sweeps_.find(id);
+  return it == sweeps_.end() ? nullptr : it->second.get();
+}
+
+void SweepController::MarkChanged(Rec& rec) { changed_.insert(rec.sweep.id()); }
+
+std::vector<const v1::Sweep*> SweepController::Changed() {
+  std::vector<const v1::Sweep*> out;
+  for (const std::string& id : changed_) {
+    if (Rec* rec = Find(id)) out.push_back(&rec->sweep);
+  }
+  return out;
+}
+
+void SweepController::Forget(const std::string& id) {
+  Rec* rec = Find(id);
+  if (!rec) return;
+  for (const v1::Trial& t : rec->sweep.trials()) job_to_sweep_.erase(t.job_id());
+  changed_.erase(id);
+  sweeps_.erase(id);
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+absl::Status SweepController::Recover(
+    std::vector<v1::Sweep> sweeps,
+    const std::function<absl::StatusOr<std::vector<v1::MetricPoint>>(const std::string&)>&
+        metrics_of) {
+  for (v1::Sweep& stored : sweeps) {
+    const std::string id = stored.id();
+    absl::StatusOr<std::unique_ptr<Rec>> made = MakeRec(std::move(stored));
+    if (!made.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("sweep ", id, " in the store: ", made.status().message()));
+    }
+    Rec& rec = **made;
+    std::vector<int> order(rec.sweep.trials_size());
+    for (int i = 0; i < rec.sweep.trials_size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int a, int b) {
+      return rec.sweep.trials(a).number() < rec.sweep.trials(b).number();
+    });
+    for (int i : order) {
+      const v1::Trial& t = rec.sweep.trials(i);
+      const int64_t tid = t.number() - 1;
+      absl::StatusOr<tuner::Assignment> a = AssignmentOf(rec.tuner->space(), t.params());
+      if (!a.ok())
+        return absl::DataLossError(absl::StrCat("sweep ", id, ": ", a.status().message()));
+      if (absl::Status s = rec.tuner->Register(tid, *a); !s.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("sweep ", id, " trial ", t.number(), ": ", s.message()));
+      }
+      rec.trial_of_job[t.job_id()] = i;
+      job_to_sweep_[t.job_id()] = id;
+      if (IsTrialTerminal(t.state())) {
+        const bool has_value = (t.state() == v1::TRIAL_STATE_SUCCEEDED ||
+                                t.state() == v1::TRIAL_STATE_EARLY_STOPPED) &&
+                               t.has_objective() && std::isfinite(t.objective());
+        (void)(has_value ? rec.tuner->Tell(tid, t.objective()) : rec.tuner->TellFailed(tid));
+        continue;
+      }
+      // A running trial: its series come back from the stored points.
+      absl::StatusOr<std::vector<v1::MetricPoint>> points = metrics_of(t.job_id());
+      if (!points.ok()) return points.status();
+      const std::string objective = rec.sweep.spec().objective().metric();
+      const std::string es = EarlyStoppingMetric(rec.sweep.spec());
+      const bool stopping = !rec.sweep.spec().early_stopping().rule().empty();
+      for (const v1::MetricPoint& p : *points) {
+        if (p.name() == objective) rec.objective_series[t.job_id()].push_back(p.value());
+        if (stopping && p.name() == es && p.step() >= 0 && std::isfinite(p.value())) {
+          (void)rec.tuner->ReportIntermediate(tid, p.step(), p.value());
+        }
+      }
+    }
+    sweeps_.emplace(id, std::move(*made));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Control
+
+absl::StatusOr<v1::Sweep> SweepController::Submit(const v1::SubmitSweepRequest& request) {
+  v1::SweepSpec spec;
+  if (!request.yaml().empty()) {
+    absl::StatusOr<ParsedSweepSpec> parsed = ParseSweepSpec(request.yaml());
+    if (!parsed.ok()) return parsed.status();
+    spec = std::move(parsed->spec);
+  } else {
+    spec = request.spec();
+    ApplySweepSpecDefaults(&spec);
+    if (absl::Status s = ValidateSweepSpec(spec); !s.ok()) return s;
+  }
+  v1::Sweep sweep;
+  const int64_t seq = host_->NextSeq();
+  sweep.set_id(absl::StrCat(spec.name(), "-", seq));
+  sweep.set_seq(seq);
+  sweep.set_create_time_ms(host_->NowMs());
+  sweep.set_state(v1::SWEEP_STATE_RUNNING);
+  sweep.set_reason("starting trials");
+  *sweep.mutable_spec() = std::move(spec);
+  absl::StatusOr<std::unique_ptr<Rec>> rec = MakeRec(std::move(sweep));
+  if (!rec.ok()) return rec.status();
+  const std::string id = (*rec)->sweep.id();
+  Rec& r = *sweeps_.emplace(id, std::move(*rec)).first->second;
+  MarkChanged(r);
+  GW_LOG_INFO("sweep={} submitted algorithm={} maxTrials={}", id, r.sweep.spec().algorithm().name(),
+              r.sweep.spec().max_trials());
+  return r.sweep;
+}
+
+absl::StatusOr<v1::Sweep> SweepController::Get(const std::string& id) const {
+  auto it = sweeps_.find(id);
+  if (it == sweeps_.end()) return absl::NotFoundError(absl::StrCat("no sweep named '", id, "'"));
+  return it->second->sweep;
+}
+
+std::vector<v1::Sweep> SweepController::List(bool all) const {
+  std::vector<v1::Sweep> out;
+  for (const auto& [id, rec] : sweeps_) {
+    if (all || rec->sweep.state() == v1::SWEEP_STATE_RUNNING) out.push_back(rec->sweep);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const v1::Sweep& a, const v1::Sweep& b) { return a.seq() < b.seq(); });
+  return out;
+}
+
+absl::StatusOr<v1::Sweep> SweepController::Cancel(const std::string& id) {
+  Rec* rec = Find(id);
+  if (!rec) return absl::NotFoundError(absl::StrCat("no sweep named '", id, "'"));
+  if (rec->sweep.state() != v1::SWEEP_STATE_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("sweep '", id, "' has already ended"));
+  }
+  Finish(*rec, v1::SWEEP_STATE_CANCELLED, "cancelled");
+  return rec->sweep;
+}
+
+absl::StatusOr<v1::Sweep> SweepController::Update(const v1::UpdateSweepRequest& request) {
+  Rec* rec = Find(request.id());
+  if (!rec) return absl::NotFoundError(absl::StrCat("no sweep named '", request.id(), "'"));
+  v1::SweepSpec& spec = *rec->sweep.mutable_spec();
+  if (request.parallel_trials() < 0 || request.max_trials() < 0 ||
+      request.max_failed_trials() < 0) {
+    return absl::InvalidArgumentError("parallelTrials, maxTrials and maxFailedTrials must be >= 0");
+  }
+  if (request.max_trials() > 0 && request.max_trials() < rec->sweep.trials_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("maxTrials: ", rec->sweep.trials_size(),
+                                                   " trials exist already; got ",
+                                                   request.max_trials()));
+  }
+  if (rec->sweep.state() == v1::SWEEP_STATE_CANCELLED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sweep '", request.id(), "' was cancelled; submit a new one"));
+  }
+  if (request.parallel_trials() > 0) spec.set_parallel_trials(request.parallel_trials());
+  if (request.max_trials() > 0) spec.set_max_trials(request.max_trials());
+  if (request.max_failed_trials() > 0) spec.set_max_failed_trials(request.max_failed_trials());
+  if (rec->sweep.state() != v1::SWEEP_STATE_RUNNING) {
+    // Extending a finished sweep: its history stays in the tuner.
+    rec->sweep.set_state(v1::SWEEP_STATE_RUNNING);
+    rec->sweep.set_reason("extended");
+    rec->sweep.set_end_time_ms(0);
+  }
+  MarkChanged(*rec);
+  return rec->sweep;
+}
+
+std::optional<v1::MetricsCollector> SweepController::CollectorFor(
+    const std::string& sweep_id) const {
+  auto it = sweeps_.find(sweep_id);
+  if (it == sweeps_.end()) return std::nullopt;
+  const v1::SweepSpec& spec = it->second->sweep.spec();
+  v1::MetricsCollector c = spec.metrics_collector();
+  if (c.kind().empty()) c.set_kind("stdout");
+  c.clear_names();
+  std::set<std::string> names{spec.objective().metric()};
+  for (const auto& m : spec.objective().additional_metrics()) names.insert(m);
+  if (!spec.early_stopping().rule().empty()) names.insert(EarlyStoppingMetric(spec));
+  for (const auto& n : names) c.add_names(n);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Trials
+
+void SweepController::StartTrial(Rec& rec, const tuner::Proposal& proposal) {
+  const v1::SweepSpec& spec = rec.sweep.spec();
+  v1::Trial* trial = rec.sweep.add_trials();
+  trial->set_number(proposal.trial_id + 1);
+  trial->set_state(v1::TRIAL_STATE_PENDING);
+  trial->set_create_time_ms(host_->NowMs());
+  const auto& params = rec.tuner->space().parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    (*trial->mutable_params())[params[i].name] = tuner::FormatValue(proposal.assignment[i]);
+  }
+  v1::JobSpec job = spec.trial_template();
+  if (job.name().empty()) job.set_name(spec.name());
+  job.set_trial(absl::StrCat(rec.sweep.id(), "-", trial->number()));
+  *job.mutable_params() = trial->params();
+  // The trial's job shows its real command line, not the template's holes.
+  for (auto& c : *job.mutable_command()) c = ExpandTrialParams(c, trial->params());
+  for (auto& a : *job.mutable_args()) a = ExpandTrialParams(a, trial->params());
+  for (auto& [k, v] : *job.mutable_env()) v = ExpandTrialParams(v, trial->params());
+  job.set_working_dir(ExpandTrialParams(job.working_dir(), trial->params()));
+  const std::string job_id = host_->CreateTrialJob(std::move(job), rec.sweep.id());
+  trial->set_job_id(job_id);
+  rec.trial_of_job[job_id] = rec.sweep.trials_size() - 1;
+  job_to_sweep_[job_id] = rec.sweep.id();
+}
+
+void SweepController::Fill(Rec& rec) {
+  const v1::SweepSpec& spec = rec.sweep.spec();
+  int active = 0, failed = 0;
+  for (const v1::Trial& t : rec.sweep.trials()) {
+    active += !IsTrialTerminal(t.state());
+    failed += CountsAsFailed(t.state());
+  }
+  if (failed > spec.max_failed_trials()) {
+    Finish(rec, v1::SWEEP_STATE_FAILED,
+           absl::StrCat(failed, " trials failed, more than maxFailedTrials ",
+                        spec.max_failed_trials()));
+    return;
+  }
+  const int created = rec.sweep.trials_size();
+  const bool done_creating = created >= spec.max_trials() || rec.tuner->exhausted();
+  if (done_creating) {
+    if (active == 0) {
+      Finish(rec, v1::SWEEP_STATE_SUCCEEDED,
+             rec.tuner->exhausted() && created < spec.max_trials()
+                 ? absl::StrCat("the grid is done (", created, " trials)")
+                 : absl::StrCat("maxTrials (", spec.max_trials(), ") ran"));
+    }
+    return;
+  }
+  const int n = std::min(spec.parallel_trials() - active, spec.max_trials() - created);
+  if (n <= 0) return;
+  absl::StatusOr<std::vector<tuner::Proposal>> proposals = rec.tuner->Ask(n);
+  if (!proposals.ok()) {
+    Finish(rec, v1::SWEEP_STATE_FAILED,
+           absl::StrCat("the tuner failed: ", proposals.status().message()));
+    return;
+  }
+  for (const tuner::Proposal& p : *proposals) StartTrial(rec, p);
+  if (!proposals->empty()) {
+    rec.sweep.set_reason(
+        absl::StrCat(rec.sweep.trials_size(), " of ", spec.max_trials(), " trials created"));
+    MarkChanged(rec);
+  } else if (active == 0) {
+    Finish(rec, v1::SWEEP_STATE_SUCCEEDED, absl::StrCat("the grid is done (", created, " trials)"));
+  }
+}
+
+void SweepController::Reconcile() {
+  for (auto& [id, rec] : sweeps_) {
+    if (rec->sweep.state() == v1::SWEEP_STATE_RUNNING) Fill(*rec);
+  }
+}
+
+void SweepController::Finish(Rec& rec, v1::SweepState state, std::string reason) {
+  GW_LOG_INFO("sweep={} ends: {}", rec.sweep.id(), reason);
+  rec.sweep.set_state(state);
+  rec.sweep.set_reason(std::move(reason));
+  rec.sweep.set_end_time_ms(host_->NowMs());
+  MarkChanged(rec);
+  for (const v1::Trial& t : rec.sweep.trials()) {
+    if (!IsTrialTerminal(t.state())) {
+      host_->StopTrialJob(t.job_id(), absl::StrCat("sweep ", rec.sweep.id(), " ended"));
+    }
+  }
+}
+
+bool SweepController::OnMetrics(const v1::Job& job, const std::vector<v1::MetricPoint>& points) {
+  auto s = job_to_sweep_.find(job.id());
+  if (s == job_to_sweep_.end()) return false;
+  Rec& rec = *sweeps_.at(s->second);
+  v1::Trial& trial = *rec.sweep.mutable_trials(rec.trial_of_job.at(job.id()));
+  if (IsTrialTerminal(trial.state())) return false;
+  const v1::SweepSpec& spec = rec.sweep.spec();
+  const std::string& objective = spec.objective().metric();
+  const std::string es = EarlyStoppingMetric(spec);
+  const bool stopping = !spec.early_stopping().rule().empty();
+  bool stop = WasEarlyStopped(trial);
+  for (const v1::MetricPoint& p : points) {
+    if (p.name() == objective) rec.objective_series[job.id()].push_back(p.value());
+    (*trial.mutable_metrics())[p.name()] = p.value();
+    if (stop || !stopping || p.name() != es || p.step() < 0 || !std::isfinite(p.value())) continue;
+    absl::StatusOr<tuner::Decision> d =
+        rec.tuner->ReportIntermediate(trial.number() - 1, p.step(), p.value());
+    if (d.ok() && *d == tuner::Decision::kStop) {
+      stop = true;
+      trial.set_reason(absl::StrCat(kEarlyStopPrefix, " at step ", p.step(), " (", es, " ",
+                                    p.value(), ", rule ", spec.early_stopping().rule(), ")"));
+      GW_LOG_INFO("sweep={} trial={} job={} {}", rec.sweep.id(), trial.number(), job.id(),
+                  trial.reason());
+      host_->StopTrialJob(job.id(), trial.reason());
+    }
+  }
+  MarkChanged(rec);
+  return stop;
+}
+
+void SweepController::OnTrialJobEnded(const v1::Job& job) {
+  auto s = job_to_sweep_.find(job.id());
+  if (s == job_to_sweep_.end()) return;
+  Rec& rec = *sweeps_.at(s->second);
+  v1::Trial& trial = *rec.sweep.mutable_trials(rec.trial_of_job.at(job.id()));
+  if (IsTrialTerminal(trial.state())) return;
+  if (!IsTerminal(job.state())) {
+    if (job.state() == v1::JOB_STATE_RUNNING && trial.state() == v1::TRIAL_STATE_PENDING) {
+      trial.set_state(v1::TRIAL_STATE_RUNNING);
+      MarkChanged(rec);
+    }
+    return;
+  }
+  TrialDone(rec, trial, job);
+}
+
+void SweepController::TrialDone(Rec& rec, v1::Trial& trial, const v1::Job& job) {
+  const v1::ObjectiveSpec& objective = rec.sweep.spec().objective();
+  const std::vector<double>& series = rec.objective_series[job.id()];
+  std::optional<double> value;
+  const bool better_is_max = objective.maximize();
+  switch (objective.mode()) {
+    case v1::ObjectiveSpec::MODE_UNSPECIFIED:
+    case v1::ObjectiveSpec::MODE_LAST:
+      if (!series.empty()) value = series.back();
+      break;
+    case v1::ObjectiveSpec::MODE_BEST:
+    case v1::ObjectiveSpec::MODE_MIN:
+    case v1::ObjectiveSpec::MODE_MAX: {
+      const bool want_max = objective.mode() == v1::ObjectiveSpec::MODE_MAX ||
+                            (objective.mode() == v1::ObjectiveSpec::MODE_BEST && better_is_max);
+      for (double v : series) {
+        if (!std::isfinite(v)) continue;
+        if (!value || (want_max ? v > *value : v < *value)) value = v;
+      }
+      break;
+    }
+    case v1::ObjectiveSpec_Mode_ObjectiveSpec_Mode_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::ObjectiveSpec_Mode_ObjectiveSpec_Mode_INT_MAX_SENTINEL_DO_NOT_USE_:
+      break;
+  }
+  const int64_t tid = trial.number() - 1;
+  const bool finite = value && std::isfinite(*value);
+  if (value) {
+    trial.set_has_objective(true);
+    trial.set_objective(*value);
+  }
+  if (WasEarlyStopped(trial)) {
+    trial.set_state(v1::TRIAL_STATE_EARLY_STOPPED);
+  } else if (job.state() == v1::JOB_STATE_SUCCEEDED) {
+    if (finite) {
+      trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
+    } else {
+      trial.set_state(v1::TRIAL_STATE_METRICS_UNAVAILABLE);
+      trial.set_reason(value ? absl::StrCat(objective.metric(), " was ", *value)
+                             : absl::StrCat("ended without reporting ", objective.metric()));
+    }
+  } else if (job.state() == v1::JOB_STATE_CANCELLED) {
+    trial.set_state(v1::TRIAL_STATE_CANCELLED);
+    trial.set_reason(job.reason());
+  } else {
+    trial.set_state(v1::TRIAL_STATE_FAILED);
+    trial.set_reason(job.reason());
+  }
+  trial.set_end_time_ms(host_->NowMs());
+  const bool told_value = finite && (trial.state() == v1::TRIAL_STATE_SUCCEEDED ||
+                                     trial.state() == v1::TRIAL_STATE_EARLY_STOPPED);
+  absl::Status told = told_value ? rec.tuner->Tell(tid, *value) : rec.tuner->TellFailed(tid);
+  if (!told.ok()) {
+    GW_LOG_WARN("sweep={} trial={}: {}", rec.sweep.id(), trial.number(),
+                std::string(told.message()));
+  }
+  rec.objective_series.erase(job.id());
+  GW_LOG_INFO("sweep={} trial={} job={} ended {}", rec.sweep.id(), trial.number(), job.id(),
+              finite ? absl::StrCat(objective.metric(), "=", *value) : trial.reason());
+  UpdateBest(rec);
+  MarkChanged(rec);
+  if (rec.sweep.state() == v1::SWEEP_STATE_RUNNING && objective.has_goal() &&
+      trial.state() == v1::TRIAL_STATE_SUCCEEDED &&
+      (objective.maximize() ? *value >= objective.goal() : *value <= objective.goal())) {
+    Finish(rec, v1::SWEEP_STATE_SUCCEEDED,
+           absl::StrCat("goal reached by trial ", trial.number(), " (", objective.metric(), " ",
+                        *value, ")"));
+  }
+}
+
+void SweepController::UpdateBest(Rec& rec) {
+  std::optional<tuner::BestTrial> best = rec.tuner->best();
+  rec.sweep.set_best_trial(best ? best->trial_id + 1 : 0);
+}
+
+}  // namespace gangway::coordinator

@@ -1,0 +1,217 @@
+// Faults on real processes: an agent killed or frozen, a coordinator
+// restarted under a running job.
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace gangway::itest {
+namespace {
+
+std::string SleepJob(const std::string& name, const std::string& extra = "") {
+  return "name: " + name +
+         "\nreplicas: 2\nprocsPerNode: 2\nresources:\n  cpus: 1\n  memory: 64Mi\n"
+         "command: [sleep, '300']\n" +
+         extra;
+}
+
+int NodeIndex(const std::string& node) { return std::stoi(node.substr(node.rfind('-') + 1)); }
+
+std::map<int, int64_t> RankPids(const v1::Job& job) {
+  std::map<int, int64_t> out;
+  for (const auto& r : job.ranks()) out[r.rank()] = r.pid();
+  return out;
+}
+
+// kill -9 on the agent holding rank 0, and on its ranks (left running as
+// orphans in their own sessions, as on a node that lost power they would
+// not be): the node goes NotReady after --node-timeout and the gang is
+// restarted on the nodes left.
+TEST(FaultsIntegration, AgentKilledGangRestartsElsewhere) {
+  ClusterOptions options;
+  options.agents = 3;
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+  const std::string id =
+      cluster.Submit(SleepJob("lost", "restartPolicy: OnFailure\nbackoffLimit: 2\n"));
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 10s, &job));
+  const std::string dead = job.ranks(0).node();
+  const int dead_index = NodeIndex(dead);
+
+  cluster.agent(dead_index).Signal(SIGKILL);
+  ASSERT_TRUE(cluster.agent(dead_index).Wait(5s).has_value());
+  for (const auto& r : job.ranks()) {
+    if (r.node() == dead) {
+      ASSERT_GT(r.pid(), 0);
+      ::kill(-static_cast<pid_t>(r.pid()), SIGKILL);
+    }
+  }
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<v1::Node> n = cluster.GetNode(dead);
+        return n && n->state() == v1::NODE_STATE_NOT_READY;
+      },
+      5s))
+      << dead << " never went NotReady";
+  ASSERT_TRUE(cluster.WaitForJob(
+      id, [](const v1::Job& j) { return j.attempt() == 2 && j.state() == v1::JOB_STATE_RUNNING; },
+      15s, &job, "attempt 2 Running"));
+  EXPECT_EQ(job.restarts(), 1);
+  for (const auto& r : job.ranks()) EXPECT_NE(r.node(), dead) << "rank " << r.rank();
+  EXPECT_TRUE(WaitFor([&] { return cluster.JobProcesses(id, 1).empty(); }, 2s))
+      << "ranks of attempt 1 survive on the live node";
+  EXPECT_EQ(cluster.JobRanks(id, 2).size(), 4u);
+
+  RunResult cancel = cluster.Cli({"cancel", id});
+  ASSERT_EQ(cancel.code, 0) << cancel.err;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_CANCELLED, 10s));
+  EXPECT_TRUE(WaitFor([&] { return cluster.JobProcesses(id).empty(); }, 2s));
+}
+
+// A frozen agent (SIGSTOP past the timeout) under restartPolicy Never: the
+// job fails. When the agent thaws and reconnects, the ranks it still runs
+// belong to nobody and are stopped.
+TEST(FaultsIntegration, AgentFrozenPastTimeoutFailsJobAndItsRanksAreStopped) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(SleepJob("frozen", "restartPolicy: Never\n"));
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 10s, &job));
+  const std::string frozen = job.ranks(3).node();
+  Process& agent = cluster.agent(NodeIndex(frozen));
+
+  agent.Signal(SIGSTOP);
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_FAILED, 10s, &job));
+  EXPECT_NE(job.reason().find("node was lost"), std::string::npos) << job.reason();
+  std::optional<v1::Node> node = cluster.GetNode(frozen);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state(), v1::NODE_STATE_NOT_READY);
+  // The frozen node's ranks still run: nobody could tell them to stop.
+  EXPECT_TRUE(WaitFor([&] { return cluster.JobRanks(id).size() == 2; }, 2s))
+      << cluster.JobRanks(id).size() << " ranks left; expected the frozen node's 2";
+
+  agent.Signal(SIGCONT);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<v1::Node> n = cluster.GetNode(frozen);
+        return n && n->state() == v1::NODE_STATE_READY;
+      },
+      10s))
+      << frozen << " did not come back";
+  EXPECT_TRUE(WaitFor([&] { return cluster.JobProcesses(id).empty(); }, 5s))
+      << cluster.JobProcesses(id).size() << " processes of the failed job left after reconnect";
+}
+
+// A stall shorter than --node-timeout changes nothing: same attempt, same
+// processes.
+TEST(FaultsIntegration, AgentStalledWithinTimeoutRelaunchesNothing) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(SleepJob("stall",
+                                                 "restartPolicy: OnFailure\n"
+                                                 "backoffLimit: 3\n"));
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 10s, &job));
+  const std::map<int, int64_t> pids = RankPids(job);
+  Process& agent = cluster.agent(NodeIndex(job.ranks(0).node()));
+
+  agent.Signal(SIGSTOP);
+  // The fault itself: frozen for 0.3 s, well inside the 1 s --node-timeout
+  // (heartbeats every 0.2 s).
+  std::this_thread::sleep_for(300ms);
+  agent.Signal(SIGCONT);
+
+  // Past two node timeouts: still the first attempt with the same ranks.
+  EXPECT_TRUE(HoldsFor(
+      [&] {
+        std::optional<v1::Job> j = cluster.GetJob(id);
+        return j && j->state() == v1::JOB_STATE_RUNNING && j->attempt() == 1 &&
+               RankPids(*j) == pids && cluster.ReadyNodes() == 2;
+      },
+      2s))
+      << "the stall was treated as a node loss";
+  EXPECT_EQ(cluster.JobRanks(id).size(), 4u);
+  job = cluster.GetJob(id).value_or(v1::Job());
+  EXPECT_EQ(job.attempt(), 1);
+  EXPECT_EQ(job.restarts(), 0);
+}
+
+// The coordinator stops (SIGTERM) and starts again on the same state and
+// the same port while a gang runs: the agents reconnect on their own, the
+// job keeps its attempt and its processes, and completes.
+TEST(FaultsIntegration, CoordinatorRestartKeepsRunningJob) {
+  ClusterOptions options;
+  // Recovered nodes time out like silent ones: the agents must be back
+  // within --node-timeout of the restart, or the job fails.
+  options.coordinator_flags = {"--node-timeout", "3", "--heartbeat-interval", "0.2",
+                               "--stop-grace",   "1"};
+  Cluster cluster(options);
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+  ASSERT_EQ(cluster.address(), listen);
+  ASSERT_TRUE(cluster.StartAgent(0));
+  ASSERT_TRUE(cluster.StartAgent(1));
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReadyNodes() == 2; }, 10s));
+
+  const std::string go = cluster.dir().Sub("go");
+  const std::string id = cluster.Submit(
+      "name: survive\nreplicas: 2\nprocsPerNode: 2\nresources:\n  cpus: 1\n  memory: 64Mi\n"
+      "env:\n  GO_FILE: '" +
+      go +
+      "'\ncommand: [sh, -c]\nargs:\n  - 'echo started; while [ ! -e \"$GO_FILE\" ]; do sleep "
+      "0.05; done'\n");
+  v1::Job before;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 10s, &before));
+  ASSERT_EQ(cluster.JobRanks(id).size(), 4u);
+  const std::vector<pid_t> ranks_before = cluster.JobRanks(id);
+
+  ASSERT_TRUE(cluster.StopCoordinator());
+  // The fault: the coordinator stays away 1.5 s, long enough for the agents'
+  // reconnect attempts to back off several times.
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+  ASSERT_EQ(cluster.address(), listen);
+
+  // The job was recovered from the store as it was.
+  std::optional<v1::Job> recovered = cluster.GetJob(id);
+  ASSERT_TRUE(recovered);
+  EXPECT_EQ(recovered->attempt(), before.attempt());
+
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReadyNodes() == 2; }, 10s))
+      << "agents did not reconnect";
+  v1::Job after;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 5s, &after));
+  EXPECT_EQ(after.attempt(), 1);
+  EXPECT_EQ(after.restarts(), 0);
+  EXPECT_EQ(RankPids(after), RankPids(before));
+  // Nothing launched twice: the same four rank processes, and nothing more.
+  EXPECT_TRUE(HoldsFor(
+      [&] {
+        std::optional<v1::Job> j = cluster.GetJob(id);
+        return j && j->state() == v1::JOB_STATE_RUNNING && j->attempt() == 1 &&
+               cluster.JobRanks(id) == ranks_before;
+      },
+      1s))
+      << "ranks changed after the agents reconnected";
+
+  WriteFile(go, "");
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 15s, &after));
+  EXPECT_EQ(after.attempt(), 1);
+  EXPECT_EQ(after.restarts(), 0);
+  for (int r = 0; r < 4; ++r) {
+    std::optional<std::string> log = cluster.Logs(id, r);
+    ASSERT_TRUE(log) << "rank " << r;
+    EXPECT_EQ(*log, "started\n") << "rank " << r;
+  }
+}
+
+}  // namespace
+}  // namespace gangway::itest

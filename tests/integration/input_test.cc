@@ -1,0 +1,127 @@
+// Bad input through the real CLI and RPC, and `gangway local`.
+#include <regex>
+
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace gangway::itest {
+namespace {
+
+struct BadSpec {
+  const char* name;
+  const char* yaml;
+  const char* field;  // what the message must name
+  const char* line;   // and where
+};
+
+TEST(InputIntegration, BadSpecsAreRefusedWithFieldAndLine) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const BadSpec cases[] = {
+      {"malformed", "name: bad\nreplicas: 1\ncommand: [sh, -c\nprocsPerNode: 1\n", "", "line "},
+      {"unknown-field",
+       "name: unknown\nreplicas: 1\nprocsPerNode: 1\nresources:\n  cpus: 1\n  memroy: 64Mi\n"
+       "command: [\"true\"]\n",
+       "memroy", "line 6"},
+      {"wrong-type", "name: wrongtype\nreplicas: two\nprocsPerNode: 1\ncommand: [\"true\"]\n",
+       "replicas", "line 2"},
+      {"too-many-gpus",
+       "name: gpus\nreplicas: 1\nprocsPerNode: 1\ncommand: [\"true\"]\nresources:\n  cpus: 1\n"
+       "  gpus: 1\n",
+       "resources.gpus", "line 7"},
+  };
+  for (const BadSpec& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = cluster.WriteSpec(std::string(c.name) + ".yaml", c.yaml);
+    RunResult r = cluster.Cli({"submit", path});
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.line), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+
+  // Nothing was stored.
+  std::optional<v1::ListJobsResponse> all = cluster.ListJobs(true);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->jobs_size(), 0);
+  RunResult list = cluster.Cli({"list", "-a"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  for (const BadSpec& c : cases) {
+    EXPECT_EQ(list.out.find(std::string(c.name) + "-"), std::string::npos) << list.out;
+  }
+}
+
+TEST(InputIntegration, OversizedRequestsAreRefusedAndTheCoordinatorStaysUp) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+
+  // Past gRPC's receive limit (4 MiB).
+  v1::Job job;
+  grpc::Status s = cluster.SubmitYaml("name: big\n#" + std::string(5 << 20, 'x') + "\n", &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // Past the spec limit (1 MiB) but within the message limit.
+  s = cluster.SubmitYaml("name: big\n#" + std::string(2 << 20, 'x') + "\n", &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // The CLI refuses a big file itself.
+  const std::string big =
+      cluster.WriteSpec("big.yaml", "name: big\n#" + std::string(2 << 20, 'x') + "\n");
+  RunResult r = cluster.Cli({"submit", big});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("bytes"), std::string::npos) << r.err;
+
+  // Still answering, nothing stored, and still taking work.
+  EXPECT_EQ(cluster.ReadyNodes(), 2);
+  std::optional<v1::ListJobsResponse> all = cluster.ListJobs(true);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->jobs_size(), 0);
+  const std::string id = cluster.Submit(
+      "name: small\nreplicas: 1\nprocsPerNode: 1\nresources:\n  cpus: 1\n  memory: 64Mi\n"
+      "command: [\"true\"]\n");
+  EXPECT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 10s));
+}
+
+// `gangway local` runs coordinator and agents in one process: no cluster.
+class LocalIntegration : public ::testing::Test {
+ protected:
+  ~LocalIntegration() override {
+    for (pid_t pid : FindProcesses({tag_})) ::kill(pid, SIGKILL);
+  }
+
+  RunResult Local(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {CliBinary(), "local"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(dir_, argv, 30s, {{"GANGWAY_IT_TAG", dir_.Name()}});
+  }
+
+  TempDir dir_;
+  const std::string tag_ = "GANGWAY_IT_TAG=" + dir_.Name();
+};
+
+TEST_F(LocalIntegration, HelloRunsFourRanks) {
+  RunResult r = Local({SourcePath("examples/jobs/hello.yaml"), "--state", dir_.Sub("state")});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  int ranks = 0;
+  const std::regex line(R"(^rank (\d) of 4 )");
+  for (const std::string& l : Lines(r.out)) ranks += std::regex_search(l, line);
+  EXPECT_EQ(ranks, 4) << r.out;
+}
+
+TEST_F(LocalIntegration, FailingSpecExitsNonZero) {
+  const std::string spec = dir_.Sub("fail.yaml");
+  WriteFile(spec,
+            "name: fail\nreplicas: 1\nprocsPerNode: 1\nresources:\n  cpus: 1\n  memory: 64Mi\n"
+            "command: [sh, -c, 'exit 7']\n");
+  RunResult r = Local({spec, "--state", dir_.Sub("state")});
+  EXPECT_NE(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Failed"), std::string::npos) << r.out;
+
+  // A spec that does not parse: refused before anything runs.
+  const std::string bad = dir_.Sub("bad.yaml");
+  WriteFile(bad, "name: bad\nreplicas: zero\ncommand: [\"true\"]\n");
+  r = Local({bad, "--state", dir_.Sub("state2")});
+  EXPECT_NE(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("replicas"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace gangway::itest

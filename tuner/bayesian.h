@@ -1,0 +1,83 @@
+// Bayesian optimization sampler: a Gaussian process on the unit-cube
+// features of the search space (log parameters in log space, ints and
+// discrete values snapped, categoricals one-hot), log expected improvement,
+// and kriging-believer fantasies for pending trials.
+//
+// One proposal:
+//  1. Until `initial_points` trials exist (or fewer than 2 results are in),
+//     propose scrambled Sobol points: spread by construction, so a batch
+//     asked before any result is distinct.
+//  2. Otherwise transform the losses (see OutputTransform), fit the GP's
+//     hyperparameters (MAP, warm-started from the previous fit), and add
+//     every pending trial as a fantasy observation at the posterior mean
+//     (kriging believer): the variance collapses there, so the next
+//     proposal goes elsewhere. Each proposal of a batch is added the same
+//     way before the next one is chosen.
+//  3. Maximize log EI over a scrambled Sobol candidate set plus Gaussian
+//     perturbations of the best observed points, then refine the best
+//     candidates with projected L-BFGS (categoricals held fixed), snap to
+//     the lattice, and skip points already tried or pending.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "tuner/gaussian_process.h"
+#include "tuner/sampler.h"
+
+namespace gangway::tuner {
+
+enum class OutputTransform {
+  // Standardize only.
+  kStandardize,
+  // Rank -> normal quantiles (Gaussian copula): robust to heavy tails and
+  // outliers, which an objective like a loss that diverges often has.
+  kCopula,
+  // Log of (y - min + delta), delta = 1% of the median gap to the minimum:
+  // expands differences near the best values.
+  kLogShift,
+  // Per fit, the best of standardize and log-shift warps with delta = 1,
+  // 0.1, 0.01 x the median gap, by marginal likelihood of the original
+  // losses (GP posterior plus the warp's log Jacobian). Heavy-tailed losses
+  // (a diverging run, Rosenbrock's walls) get the log; a flat plateau with
+  // a narrow good region (Hartmann) stays linear, where a log or rank warp
+  // would turn the plateau into structure the model chases.
+  kAuto,
+};
+
+struct BayesianOptions {
+  // Quasi-random trials before the model is used; 0 picks a default by
+  // dimension.
+  int initial_points = 0;
+  // Quasi-random acquisition candidates per proposal; 0 picks by data size.
+  int candidates = 0;
+  // Candidates refined with L-BFGS per proposal.
+  int refine_starts = 5;
+  OutputTransform transform = OutputTransform::kAuto;
+  GpFitOptions gp;
+  // Cost control for long sweeps. Hyperparameters (and the kAuto warp) are
+  // refit on every proposal while there are at most `refit_every_below`
+  // results, then only once the results have grown by 1/16 since the last
+  // fit (the posterior always uses every result, with the kept
+  // hyperparameters) and refines the previous fit only, without restarts.
+  // A fit uses at most `max_fit_points` results, a random subset beyond
+  // that: hyperparameters need far fewer points than the posterior, and the
+  // fit is O(n^3) per iteration.
+  int refit_every_below = 64;
+  int max_fit_points = 128;
+};
+
+int DefaultInitialPoints(int num_parameters);
+
+std::unique_ptr<Sampler> MakeBayesianSampler(const SearchSpace& space,
+                                             const BayesianOptions& options, uint64_t seed);
+
+// Exposed for tests: the transformed, standardized losses (kAuto: linear).
+Eigen::VectorXd TransformLosses(const Eigen::VectorXd& losses, OutputTransform transform);
+// The log-shift warp with delta = relative_delta x the median gap to the
+// minimum, standardized; infinite relative_delta standardizes only.
+// *log_derivative: log d(warped_i)/d(loss_i) per point.
+Eigen::VectorXd WarpLosses(const Eigen::VectorXd& losses, double relative_delta,
+                           Eigen::VectorXd* log_derivative);
+
+}  // namespace gangway::tuner

@@ -1,0 +1,51 @@
+// The samplers behind Tuner: each turns what is known about the trials into
+// new assignments. Internal to the tuner library; Tuner is the interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tuner/search_space.h"
+
+namespace gangway::tuner {
+
+struct Observation {
+  UnitPoint u;
+  double loss = 0;  // Lower is better.
+};
+
+// Everything a sampler may look at. Assignments of every trial the tuner
+// knows (any state) let the grid skip points already tried.
+struct SamplerInput {
+  const SearchSpace* space = nullptr;
+  std::vector<Observation> completed;
+  std::vector<UnitPoint> pending;
+  std::vector<const Assignment*> all;
+  // Number of trials known so far: the position in a sequence (Sobol index,
+  // random stream) where the next proposal starts, so proposals are a
+  // function of (seed, history) and a restarted tuner continues where the
+  // old one stopped.
+  uint64_t trial_count = 0;
+};
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // Up to n assignments; fewer only when the sampler has no points left.
+  virtual std::vector<Assignment> Propose(const SamplerInput& input, int n) = 0;
+  virtual bool exhausted() const { return false; }
+};
+
+// A generator for one purpose at one position: seeds are mixed so that
+// streams for different (seed, purpose, index) do not overlap.
+std::mt19937_64 StreamRng(uint64_t seed, uint64_t purpose, uint64_t index);
+
+absl::StatusOr<std::unique_ptr<Sampler>> MakeGridSampler(const SearchSpace& space,
+                                                         const GridOptions& options);
+std::unique_ptr<Sampler> MakeRandomSampler(uint64_t seed);
+absl::StatusOr<std::unique_ptr<Sampler>> MakeSobolSampler(const SearchSpace& space, uint64_t seed);
+
+}  // namespace gangway::tuner

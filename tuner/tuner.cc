@@ -1,0 +1,196 @@
+#include "tuner/tuner.h"
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace gangway::tuner {
+
+absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
+  const std::string n = absl::AsciiStrToLower(std::string(name));
+  if (n == "grid") return Algorithm::kGrid;
+  if (n == "random") return Algorithm::kRandom;
+  if (n == "sobol") return Algorithm::kSobol;
+  if (n == "bayesian" || n == "bayesianoptimization") return Algorithm::kBayesian;
+  return absl::InvalidArgumentError(absl::StrCat("algorithm: unknown \"", std::string(name),
+                                                 "\" (known: grid, random, sobol, bayesian)"));
+}
+
+std::string_view AlgorithmName(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::kGrid:
+      return "grid";
+    case Algorithm::kRandom:
+      return "random";
+    case Algorithm::kSobol:
+      return "sobol";
+    case Algorithm::kBayesian:
+      return "bayesian";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
+  if (const auto* m = std::get_if<MedianStoppingOptions>(&options.early_stopping)) {
+    if (absl::Status s = Validate(*m); !s.ok()) return s;
+  }
+  if (const auto* a = std::get_if<AshaOptions>(&options.early_stopping)) {
+    if (absl::Status s = Validate(*a); !s.ok()) return s;
+  }
+  std::unique_ptr<Sampler> sampler;
+  switch (options.algorithm) {
+    case Algorithm::kGrid: {
+      auto s = MakeGridSampler(space, options.grid);
+      if (!s.ok()) return s.status();
+      sampler = *std::move(s);
+      break;
+    }
+    case Algorithm::kRandom:
+      sampler = MakeRandomSampler(options.seed);
+      break;
+    case Algorithm::kSobol: {
+      auto s = MakeSobolSampler(space, options.seed);
+      if (!s.ok()) return s.status();
+      sampler = *std::move(s);
+      break;
+    }
+    case Algorithm::kBayesian:
+      if (options.bayesian.initial_points < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "algorithm.initialPoints: must be >= 0, got ", options.bayesian.initial_points));
+      }
+      sampler = MakeBayesianSampler(space, options.bayesian, options.seed);
+      break;
+  }
+  return Tuner(std::move(space), std::move(options), std::move(sampler));
+}
+
+Tuner::Tuner(SearchSpace space, TunerOptions options, std::unique_ptr<Sampler> sampler)
+    : space_(std::move(space)), options_(std::move(options)), sampler_(std::move(sampler)) {}
+Tuner::Tuner(Tuner&&) noexcept = default;
+Tuner& Tuner::operator=(Tuner&&) noexcept = default;
+Tuner::~Tuner() = default;
+
+absl::StatusOr<std::vector<Proposal>> Tuner::Ask(int n) {
+  if (n < 0) return absl::InvalidArgumentError(absl::StrCat("ask: n must be >= 0, got ", n));
+  std::vector<Proposal> out;
+  if (n == 0) return out;
+  SamplerInput input;
+  input.space = &space_;
+  input.trial_count = trials_.size();
+  for (const auto& [id, t] : trials_) {
+    input.all.push_back(&t.assignment);
+    if (t.state == State::kCompleted) input.completed.push_back({t.unit, t.loss});
+    if (t.state == State::kPending) input.pending.push_back(t.unit);
+  }
+  std::vector<Assignment> assignments = sampler_->Propose(input, n);
+  for (Assignment& a : assignments) {
+    Trial t;
+    t.unit = space_.Encode(a);
+    t.assignment = a;
+    const int64_t id = next_id_++;
+    trials_.emplace(id, std::move(t));
+    out.push_back({id, std::move(a)});
+  }
+  return out;
+}
+
+absl::Status Tuner::Register(int64_t trial_id, const Assignment& assignment) {
+  if (trials_.count(trial_id) > 0) {
+    return absl::AlreadyExistsError(absl::StrCat("trial ", trial_id, " is already known"));
+  }
+  if (absl::Status s = space_.Check(assignment); !s.ok()) return s;
+  Trial t;
+  t.assignment = assignment;
+  t.unit = space_.Encode(assignment);
+  trials_.emplace(trial_id, std::move(t));
+  next_id_ = std::max(next_id_, trial_id + 1);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tuner::Trial*> Tuner::FindPending(int64_t trial_id) {
+  auto it = trials_.find(trial_id);
+  if (it == trials_.end()) {
+    return absl::NotFoundError(absl::StrCat("trial ", trial_id, " is unknown"));
+  }
+  if (it->second.state != State::kPending) {
+    return absl::FailedPreconditionError(absl::StrCat("trial ", trial_id, " has already finished"));
+  }
+  return &it->second;
+}
+
+absl::Status Tuner::Tell(int64_t trial_id, double objective) {
+  if (!std::isfinite(objective)) {
+    return absl::InvalidArgumentError(absl::StrCat("trial ", trial_id, ": objective ", objective,
+                                                   " is not finite; tell it failed"));
+  }
+  absl::StatusOr<Trial*> t = FindPending(trial_id);
+  if (!t.ok()) return t.status();
+  (*t)->state = State::kCompleted;
+  (*t)->loss = ToLoss(objective);
+  return absl::OkStatus();
+}
+
+absl::Status Tuner::TellFailed(int64_t trial_id) {
+  absl::StatusOr<Trial*> t = FindPending(trial_id);
+  if (!t.ok()) return t.status();
+  (*t)->state = State::kFailed;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Decision> Tuner::ReportIntermediate(int64_t trial_id, int64_t step, double value) {
+  if (!std::isfinite(value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trial ", trial_id, ": intermediate value ", value, " is not finite"));
+  }
+  absl::StatusOr<Trial*> found = FindPending(trial_id);
+  if (!found.ok()) return found.status();
+  Trial& t = **found;
+  t.series.emplace_back(step, ToLoss(value));
+  if (t.stopped) return Decision::kStop;
+  Decision d = Decision::kContinue;
+  std::vector<const Series*> others;
+  if (const auto* m = std::get_if<MedianStoppingOptions>(&options_.early_stopping)) {
+    for (const auto& [id, o] : trials_) {
+      if (id != trial_id && o.state == State::kCompleted) others.push_back(&o.series);
+    }
+    d = MedianStoppingDecision(*m, t.series, others);
+  } else if (const auto* a = std::get_if<AshaOptions>(&options_.early_stopping)) {
+    for (const auto& [id, o] : trials_) {
+      if (id != trial_id) others.push_back(&o.series);
+    }
+    d = AshaDecision(*a, t.series, others);
+  }
+  if (d == Decision::kStop) t.stopped = true;
+  return d;
+}
+
+bool Tuner::exhausted() const { return sampler_->exhausted(); }
+
+int Tuner::pending_count() const {
+  int n = 0;
+  for (const auto& [id, t] : trials_) n += t.state == State::kPending;
+  return n;
+}
+
+int Tuner::completed_count() const {
+  int n = 0;
+  for (const auto& [id, t] : trials_) n += t.state == State::kCompleted;
+  return n;
+}
+
+std::optional<BestTrial> Tuner::best() const {
+  std::optional<BestTrial> best;
+  double best_loss = 0;
+  for (const auto& [id, t] : trials_) {
+    if (t.state != State::kCompleted) continue;
+    if (!best || t.loss < best_loss) {
+      best_loss = t.loss;
+      best = BestTrial{id, t.assignment, ToLoss(t.loss)};
+    }
+  }
+  return best;
+}
+
+}  // namespace gangway::tuner
