@@ -17,7 +17,10 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/metrics_tail.h"
 #include "agent/supervisor.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -25,6 +28,8 @@
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
 #include "gangway/v1/gangway.grpc.pb.h"
+#include "gpu/cpu_list.h"
+#include "gpu/inventory.h"
 
 namespace gangway::agent {
 namespace asio = boost::asio;
@@ -73,6 +78,9 @@ struct Agent::Impl {
   std::unique_ptr<Supervisor> supervisor;  // loop thread
   std::map<RankKey, Record> records;       // loop thread
   std::unordered_map<pid_t, RankKey> by_pid;
+  std::map<RankKey, MetricsTail> tails;  // loop thread: trials' rank 0
+  asio::steady_timer metrics_timer{io};
+  bool metrics_polling = false;
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   int64_t heartbeat_ms = 1000;
 
@@ -118,6 +126,11 @@ struct Agent::Impl {
     if (it == by_pid.end()) return;
     RankKey key = it->second;
     by_pid.erase(it);
+    // Its last lines count: they reach the coordinator before the exit.
+    if (auto tail = tails.find(key); tail != tails.end()) {
+      SendMetrics(key, tail->second);
+      tails.erase(tail);
+    }
     Record& rec = records[key];
     rec.exited = true;
     rec.exit_code = info.exit_code;
@@ -162,6 +175,17 @@ struct Agent::Impl {
       req.working_dir = launch.working_dir();
       req.log_path =
           Agent::LogPath(options.state_dir, launch.job_id(), launch.attempt(), rl.rank());
+      const std::string metrics_file =
+          (std::filesystem::path(options.state_dir) / "metrics" / launch.job_id() /
+           absl::StrCat("attempt-", launch.attempt()) / absl::StrCat("rank-", rl.rank(), ".jsonl"))
+              .string();
+      const bool collect = rl.rank() == 0 && !launch.metrics().kind().empty();
+      if (collect && launch.metrics().kind() == "file") {
+        std::error_code ec;
+        std::filesystem::create_directories(std::filesystem::path(metrics_file).parent_path(), ec);
+        req.env.emplace_back("GANGWAY_METRICS_FILE", metrics_file);
+      }
+      req.cpu_affinity = AffinityFor(rl);
       absl::StatusOr<pid_t> pid = supervisor->Launch(req);
       Record& rec = records[key];
       v1::RankRecord* r = gs->add_ranks();
@@ -172,6 +196,18 @@ struct Agent::Impl {
         rec.pid = *pid;
         by_pid[*pid] = key;
         r->set_pid(*pid);
+        if (collect && launch.metrics().kind() != "push") {
+          const bool json = launch.metrics().kind() == "file";
+          absl::StatusOr<MetricsTail> tail =
+              MetricsTail::Create(json ? metrics_file : req.log_path, launch.metrics(), json);
+          if (tail.ok()) {
+            tails.emplace(key, *std::move(tail));
+            ScheduleMetricsPoll();
+          } else {
+            GW_LOG_WARN("node={} job={}: metrics: {}", options.name, launch.job_id(),
+                        std::string(tail.status().message()));
+          }
+        }
         continue;
       }
       GW_LOG_WARN("node={} job={} rank={} launch failed: {}", options.name, launch.job_id(),
@@ -186,6 +222,54 @@ struct Agent::Impl {
     }
     Write(started);
     for (const auto& f : failures) Write(f);
+  }
+
+  // The cores near the rank's GPUs, when the inventory knows them; empty
+  // (inherit) for CPU ranks and unknown locality.
+  std::vector<int> AffinityFor(const v1::RankLaunch& rl) const {
+    auto env = rl.env().find("CUDA_VISIBLE_DEVICES");
+    if (env == rl.env().end() || env->second.empty()) return {};
+    std::vector<int> gpus;
+    for (absl::string_view part : absl::StrSplit(env->second, ',')) {
+      int g;
+      if (!absl::SimpleAtoi(part, &g)) return {};
+      gpus.push_back(g);
+    }
+    const std::string cpus = gpu::CpuSetForGpus(options.inventory, gpus);
+    if (cpus.empty()) return {};
+    absl::StatusOr<std::vector<int>> list = gpu::ParseCpuList(cpus);
+    return list.ok() ? *list : std::vector<int>();
+  }
+
+  void SendMetrics(const RankKey& key, MetricsTail& tail) {
+    std::vector<v1::MetricPoint> points = tail.Poll(NowMs());
+    if (points.empty()) return;
+    v1::AgentMessage msg;
+    v1::RankMetrics* m = msg.mutable_metrics();
+    m->set_job_id(std::get<0>(key));
+    m->set_attempt(std::get<1>(key));
+    m->set_rank(std::get<2>(key));
+    for (auto& p : points) *m->add_points() = std::move(p);
+    Write(msg);
+  }
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // One timer for every followed rank; it stops when none is left.
+  void ScheduleMetricsPoll() {
+    if (metrics_polling) return;
+    metrics_polling = true;
+    metrics_timer.expires_after(std::chrono::milliseconds(options.metrics_poll_ms));
+    metrics_timer.async_wait([this](const boost::system::error_code& ec) {
+      metrics_polling = false;
+      if (ec) return;
+      for (auto& [key, tail] : tails) SendMetrics(key, tail);
+      if (!tails.empty()) ScheduleMetricsPoll();
+    });
   }
 
   void StopGang(const v1::StopGang& stop) {
@@ -371,6 +455,7 @@ void Agent::Stop() {
     // Kill every rank on the loop thread that owns the supervisor.
     asio::post(impl->io, [impl] {
       impl->heartbeat.cancel();
+      impl->metrics_timer.cancel();
       impl->supervisor.reset();
       impl->work.reset();
     });

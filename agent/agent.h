@@ -24,6 +24,8 @@ struct AgentOptions {
   std::string address;                    // what ranks use as MASTER_ADDR
   std::string state_dir = "agent-state";  // rank logs under state_dir/logs
   v1::NodeInventory inventory;
+  // How often a trial's rank 0 output is read for metric lines.
+  int64_t metrics_poll_ms = 250;
   int64_t min_backoff_ms = 50;
   int64_t max_backoff_ms = 5000;
 };

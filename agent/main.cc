@@ -1,4 +1,6 @@
 // gangway-agent: one per node.
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
 
@@ -8,6 +10,7 @@
 #include "common/log.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
+#include "gpu/inventory.h"
 
 namespace {
 
@@ -23,8 +26,10 @@ int main(int argc, char** argv) {
   CLI::App app{"gangway-agent: runs the ranks gangway places on this node"};
   agent::AgentOptions options;
   options.coordinator = EnvOr("GANGWAY_COORDINATOR", "127.0.0.1:7070");
-  v1::NodeInventory host = agent::DetectHostInventory();
-  options.name = host.hostname();
+  std::string topology, links;
+  char hostname[256] = {};
+  gethostname(hostname, sizeof(hostname) - 1);
+  options.name = hostname;
   std::string cpus, memory, gpu_memory = "80Gi", gpu_model = "NVIDIA H100 80GB HBM3";
   int gpus = -1;
   std::string log_level = "info";
@@ -41,9 +46,25 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-model", gpu_model, "model name of simulated GPUs");
   app.add_option("--gpu-memory", gpu_memory, "memory of each simulated GPU");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--topology", topology,
+                 "describe this hwloc XML topology instead of this machine (tests, laptops)");
+  app.add_option("--links", links, "NVLink file for --topology (default: FILE.links beside it)");
   app.add_flag("--print-inventory", print_inventory, "print what this node offers and exit");
   CLI11_PARSE(app, argc, argv);
   common::SetupLogging(log_level);
+
+  gpu::InventoryOptions detect;
+  detect.topology_xml = topology;
+  detect.links_file = links;
+  absl::StatusOr<gpu::DetectedInventory> detected = gpu::Detect(detect);
+  if (!detected.ok()) {
+    std::cerr << "gangway-agent: " << detected.status().message() << "\n";
+    return 2;
+  }
+  for (const absl::Status& note : detected->notes) {
+    GW_LOG_WARN("inventory: {}", std::string(note.message()));
+  }
+  const v1::NodeInventory& host = detected->inventory;
 
   v1::NodeInventory inv = host;
   if (!cpus.empty() || !memory.empty() || gpus >= 0) {

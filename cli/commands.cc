@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/sweeps.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/spec.h"
@@ -113,6 +114,12 @@ int Submit(Context& ctx, const std::string& file) {
     *ctx.err << "error: " << text.status().message() << "\n";
     return 2;
   }
+  absl::StatusOr<std::string> kind = common::SpecKind(*text);
+  if (!kind.ok()) {
+    *ctx.err << file << ": " << kind.status().message() << "\n";
+    return 2;
+  }
+  if (*kind == "Sweep") return SubmitSweepYaml(ctx, file, *text);
   v1::SubmitJobRequest req;
   req.set_yaml(*text);
   v1::Job job;
@@ -138,6 +145,8 @@ int Get(Context& ctx, const std::string& id) {
   grpc::ClientContext rpc;
   SetDeadline(rpc);
   grpc::Status s = ctx.stub->GetJob(&rpc, req, &job);
+  // Jobs and sweeps share one id space: an id that is no job may be a sweep.
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return GetSweep(ctx, id);
   if (!s.ok()) return Fail(ctx, s);
   PrintJob(ctx, job);
   return 0;
@@ -151,6 +160,9 @@ int List(Context& ctx, bool all) {
   SetDeadline(rpc);
   grpc::Status s = ctx.stub->ListJobs(&rpc, req, &resp);
   if (!s.ok()) return Fail(ctx, s);
+  if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
+    if (int code = ListSweeps(ctx, all); code != 0) return code;
+  }
   switch (ctx.output) {
     case Output::kJson:
       *ctx.out << ToJson(resp);
@@ -176,6 +188,7 @@ int Cancel(Context& ctx, const std::string& id) {
   grpc::ClientContext rpc;
   SetDeadline(rpc);
   grpc::Status s = ctx.stub->CancelJob(&rpc, req, &job);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return CancelSweep(ctx, id);
   if (!s.ok()) return Fail(ctx, s);
   if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
     *ctx.out << "job/" << job.id() << " cancelling (" << StateName(job.state()) << ")\n";
@@ -233,6 +246,17 @@ int Watch(Context& ctx, const std::string& id) {
   v1::WatchJobRequest req;
   req.set_id(id);
   grpc::ClientContext rpc;
+  {
+    // A sweep id watches the sweep.
+    v1::GetJobRequest get;
+    get.set_id(id);
+    v1::Job probe;
+    grpc::ClientContext probe_rpc;
+    SetDeadline(probe_rpc);
+    if (ctx.stub->GetJob(&probe_rpc, get, &probe).error_code() == grpc::StatusCode::NOT_FOUND) {
+      return WatchSweep(ctx, id, ctx.terminal);
+    }
+  }
   auto reader = ctx.stub->WatchJob(&rpc, req);
   v1::Job job;
   std::string last;
@@ -247,9 +271,9 @@ int Watch(Context& ctx, const std::string& id) {
       *ctx.out << "---\n" << ToYaml(job);
       continue;
     }
-    std::string line = absl::StrCat(job.id(), "  ", StateName(job.state()), "  attempt ",
-                                    job.attempt(), "  ranks: ", RankCounts(job), "  ",
-                                    job.reason());
+    std::string line =
+        absl::StrCat(job.id(), "  ", StateName(job.state()), "  attempt ", job.attempt(),
+                     "  ranks: ", RankCounts(job), "  ", job.reason());
     if (line != last) {
       *ctx.out << Age(Now() - job.create_time_ms()) << "  " << line << "\n";
       ctx.out->flush();

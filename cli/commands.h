@@ -19,6 +19,7 @@ struct Context {
   std::ostream* out;
   std::ostream* err;
   std::unique_ptr<v1::Control::Stub> stub;  // made from coordinator
+  bool terminal = false;                    // stdout is a terminal: live progress
 };
 
 // Fills ctx.stub. Fails only on an empty address.

@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "cli/commands.h"
+#include "cli/sweeps.h"
 #include "common/spec.h"
 #include "coordinator/server.h"
 
@@ -35,6 +36,25 @@ bool WaitForNodes(v1::Control::Stub& stub, int n, std::chrono::seconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+// A sweep: submit, show progress, then the trials and the best one.
+int RunLocalSweep(Context& ctx, const LocalOptions& options, const std::string& yaml) {
+  v1::SubmitSweepRequest req;
+  req.set_yaml(yaml);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  auto stub =
+      v1::Sweeps::NewStub(grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+  grpc::Status s = stub->SubmitSweep(&rpc, req, &sweep);
+  if (!s.ok()) {
+    *ctx.err << options.spec_file << ": " << s.error_message() << "\n";
+    return 2;
+  }
+  *ctx.out << "sweep/" << sweep.id() << " submitted\n";
+  const int code = WatchSweep(ctx, sweep.id(), ctx.terminal);
+  GetSweep(ctx, sweep.id());
+  return code;
 }
 
 }  // namespace
@@ -102,6 +122,18 @@ int RunLocal(const LocalOptions& options, std::ostream& out, std::ostream& err) 
   if (!WaitForNodes(*ctx.stub, options.nodes, std::chrono::seconds(10))) {
     err << "error: the local nodes did not register within 10 s\n";
     return 1;
+  }
+  absl::StatusOr<std::string> kind = common::SpecKind(*spec_text);
+  if (!kind.ok()) {
+    err << options.spec_file << ": " << kind.status().message() << "\n";
+    return 2;
+  }
+  if (*kind == "Sweep") {
+    ctx.terminal = options.terminal;
+    code = RunLocalSweep(ctx, options, *spec_text);
+    agents.clear();
+    (*server)->Shutdown();
+    return code;
   }
   v1::SubmitJobRequest req;
   req.set_yaml(*spec_text);

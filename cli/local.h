@@ -1,6 +1,7 @@
 // `gangway local SPEC`: a coordinator, an embedded store and N simulated
-// nodes in this one process; submits the spec, shows progress and every
-// rank's output, and exits with the job's verdict.
+// nodes in this one process; submits the spec (a job or a sweep), shows
+// progress and every rank's output (a sweep: its trials and the best one),
+// and exits with the verdict.
 #pragma once
 
 #include <iosfwd>
@@ -17,6 +18,7 @@ struct LocalOptions {
   std::string state_dir = ".gangway/local";
   std::string listen = "127.0.0.1:0";
   bool show_logs = true;
+  bool terminal = false;  // stdout is a terminal: live progress for sweeps
 };
 
 // 0 when the job succeeded, 1 when it failed or was cancelled, 2 on bad input.

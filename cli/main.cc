@@ -1,12 +1,14 @@
 // gangway: the command line. kubectl's conventions: --coordinator or
 // GANGWAY_COORDINATOR picks the coordinator, -o json|yaml for scripts.
 #include <signal.h>
+#include <unistd.h>
 
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/local.h"
+#include "cli/sweeps.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -47,6 +49,20 @@ int main(int argc, char** argv) {
   auto* watch = app.add_subcommand("watch", "show a job's progress until it ends");
   watch->add_option("JOB", id)->required();
   auto* nodes = app.add_subcommand("nodes", "list nodes (-o wide for GPUs)");
+  auto* best = app.add_subcommand("best", "the best trial of a sweep and its parameters");
+  best->add_option("SWEEP", id)->required();
+  int parallel = 0, max_trials = 0, max_failed = 0;
+  auto* update = app.add_subcommand(
+      "update",
+      "change a sweep's parallelTrials, maxTrials (extends a finished sweep), maxFailedTrials");
+  update->add_option("SWEEP", id)->required();
+  update->add_option("--parallel-trials", parallel, "trials at once");
+  update->add_option("--max-trials", max_trials, "trials in all");
+  update->add_option("--max-failed-trials", max_failed, "failures before the sweep fails");
+  std::string metric;
+  auto* metrics = app.add_subcommand("metrics", "the metric points a job (trial) reported");
+  metrics->add_option("JOB", id)->required();
+  metrics->add_option("--name", metric, "only this metric");
   LocalOptions local_options;
   auto* local = app.add_subcommand(
       "local", "run a spec on this machine: coordinator and nodes in one process");
@@ -67,6 +83,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   ctx.output = *out;
+  ctx.terminal = isatty(STDOUT_FILENO) == 1;
   if (local->parsed()) {
     // Before any thread starts, so Ctrl-C reaches the thread that cancels.
     sigset_t set;
@@ -74,6 +91,7 @@ int main(int argc, char** argv) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    local_options.terminal = isatty(STDOUT_FILENO) == 1;
     return RunLocal(local_options, std::cout, std::cerr);
   }
   if (auto s = Connect(ctx); !s.ok()) {
@@ -87,5 +105,8 @@ int main(int argc, char** argv) {
   if (logs->parsed()) return Logs(ctx, id, rank, attempt, follow);
   if (watch->parsed()) return Watch(ctx, id);
   if (nodes->parsed()) return Nodes(ctx);
+  if (best->parsed()) return Best(ctx, id);
+  if (update->parsed()) return UpdateSweep(ctx, id, parallel, max_trials, max_failed);
+  if (metrics->parsed()) return Metrics(ctx, id, metric);
   return 2;
 }

@@ -71,6 +71,9 @@ EnvList RankEnvironment(const v1::Job& job, const v1::RankStatus& rank,
   add("PET_MASTER_PORT", port);
   // The GPUs a rank may see; an empty value hides every GPU from a CPU rank.
   add("CUDA_VISIBLE_DEVICES", absl::StrJoin(rank.gpu_indices(), ","));
+  // The indices are the inventory's, which is in PCI bus order; CUDA's own
+  // default order (fastest first) may differ.
+  add("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
   int64_t threads = spec.resources().milli_cpus() / 1000;
   add("OMP_NUM_THREADS", absl::StrCat(std::max<int64_t>(1, threads)));
   add("GANGWAY_JOB", job.id());

@@ -432,10 +432,16 @@ void SweepController::Finish(Rec& rec, v1::SweepState state, std::string reason)
   rec.sweep.set_reason(std::move(reason));
   rec.sweep.set_end_time_ms(host_->NowMs());
   MarkChanged(rec);
-  for (const v1::Trial& t : rec.sweep.trials()) {
-    if (!IsTrialTerminal(t.state())) {
-      host_->StopTrialJob(t.job_id(), absl::StrCat("sweep ", rec.sweep.id(), " ended"));
-    }
+  // Trials still going end with the sweep, so what a watcher sees last is
+  // final; their jobs are stopped (and their results, if any, not used).
+  const std::string why = absl::StrCat("sweep ", rec.sweep.id(), " ended");
+  for (v1::Trial& t : *rec.sweep.mutable_trials()) {
+    if (IsTrialTerminal(t.state())) continue;
+    t.set_state(v1::TRIAL_STATE_CANCELLED);
+    t.set_reason(why);
+    t.set_end_time_ms(host_->NowMs());
+    (void)rec.tuner->TellFailed(t.number() - 1);
+    host_->StopTrialJob(t.job_id(), why);
   }
 }
 

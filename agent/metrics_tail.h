@@ -1,0 +1,43 @@
+// Follows a rank's output (or its metrics file) and turns each new complete
+// line into metric points, for trials of a sweep.
+//
+// Thread: the agent's loop. Reads are small and local (the file is appended
+// by the rank on the same node), so they run on the loop between events.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/metrics.h"
+#include "gangway/v1/gangway.pb.h"
+
+namespace gangway::agent {
+
+class MetricsTail {
+ public:
+  // `json`: the file holds JSON lines (a metrics file), else text lines in
+  // the collector's format. Errors: the collector's regex is invalid.
+  static absl::StatusOr<MetricsTail> Create(std::string path, const v1::MetricsCollector& collector,
+                                            bool json);
+
+  // Points in what was appended since the last call. A missing file is
+  // simply empty so far.
+  std::vector<v1::MetricPoint> Poll(int64_t now_ms);
+
+  // Most bytes read per Poll, so one chatty rank cannot stall the loop.
+  static constexpr int64_t kMaxReadBytes = 1 << 20;
+
+ private:
+  MetricsTail(std::string path, common::MetricParser parser, bool json)
+      : path_(std::move(path)), parser_(std::move(parser)), json_(json) {}
+
+  std::string path_;
+  common::MetricParser parser_;
+  common::LineSplitter splitter_;
+  bool json_;
+  int64_t offset_ = 0;
+};
+
+}  // namespace gangway::agent

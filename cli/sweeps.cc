@@ -1,0 +1,342 @@
+#include "cli/sweeps.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/clock.h"
+
+namespace gangway::cli {
+namespace {
+
+constexpr auto kRpcTimeout = std::chrono::seconds(10);
+
+int64_t Now() { return common::SystemClock().NowMs(); }
+
+int Fail(Context& ctx, const grpc::Status& s) {
+  *ctx.err << "error: " << s.error_message() << "\n";
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                 s.error_code() == grpc::StatusCode::NOT_FOUND
+             ? 2
+             : 1;
+}
+
+std::unique_ptr<v1::Sweeps::Stub> Stub(Context& ctx) {
+  return v1::Sweeps::NewStub(
+      grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+}
+
+void Print(Context& ctx, const v1::Sweep& sweep) {
+  switch (ctx.output) {
+    case Output::kJson:
+      *ctx.out << ToJson(sweep);
+      return;
+    case Output::kYaml:
+      *ctx.out << ToYaml(sweep);
+      return;
+    case Output::kName:
+      *ctx.out << "sweep/" << sweep.id() << "\n";
+      return;
+    case Output::kTable:
+    case Output::kWide:
+      *ctx.out << SweepDetail(sweep, Now());
+      return;
+  }
+}
+
+std::string Params(const v1::Trial& t) {
+  std::vector<std::pair<std::string, std::string>> kv(t.params().begin(), t.params().end());
+  std::sort(kv.begin(), kv.end());
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : kv) parts.push_back(absl::StrCat(k, "=", v));
+  return absl::StrJoin(parts, " ");
+}
+
+struct Counts {
+  int running = 0, done = 0, failed = 0;
+};
+
+Counts Count(const v1::Sweep& s) {
+  Counts c;
+  for (const auto& t : s.trials()) {
+    switch (t.state()) {
+      case v1::TRIAL_STATE_PENDING:
+      case v1::TRIAL_STATE_RUNNING:
+        ++c.running;
+        break;
+      case v1::TRIAL_STATE_FAILED:
+      case v1::TRIAL_STATE_METRICS_UNAVAILABLE:
+        ++c.failed;
+        ++c.done;
+        break;
+      default:
+        ++c.done;
+        break;
+    }
+  }
+  return c;
+}
+
+const v1::Trial* BestTrial(const v1::Sweep& s) {
+  for (const auto& t : s.trials()) {
+    if (t.number() == s.best_trial()) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string SweepState(v1::SweepState state) {
+  switch (state) {
+    case v1::SWEEP_STATE_RUNNING:
+      return "Running";
+    case v1::SWEEP_STATE_SUCCEEDED:
+      return "Succeeded";
+    case v1::SWEEP_STATE_FAILED:
+      return "Failed";
+    case v1::SWEEP_STATE_CANCELLED:
+      return "Cancelled";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string TrialState(v1::TrialState state) {
+  switch (state) {
+    case v1::TRIAL_STATE_PENDING:
+      return "Pending";
+    case v1::TRIAL_STATE_RUNNING:
+      return "Running";
+    case v1::TRIAL_STATE_SUCCEEDED:
+      return "Succeeded";
+    case v1::TRIAL_STATE_FAILED:
+      return "Failed";
+    case v1::TRIAL_STATE_EARLY_STOPPED:
+      return "EarlyStopped";
+    case v1::TRIAL_STATE_METRICS_UNAVAILABLE:
+      return "MetricsUnavailable";
+    case v1::TRIAL_STATE_CANCELLED:
+      return "Cancelled";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string SweepDetail(const v1::Sweep& sweep, int64_t now_ms) {
+  const auto& spec = sweep.spec();
+  const Counts c = Count(sweep);
+  std::string out =
+      Table({{"ID", "STATE", "TRIALS", "RUNNING", "FAILED", "ALGORITHM", "AGE", "REASON"},
+             {sweep.id(), SweepState(sweep.state()),
+              absl::StrCat(sweep.trials_size(), "/", spec.max_trials()), absl::StrCat(c.running),
+              absl::StrCat(c.failed), spec.algorithm().name(), Age(now_ms - sweep.create_time_ms()),
+              sweep.reason()}});
+  if (sweep.trials_size() == 0) return out;
+  std::vector<const v1::Trial*> trials;
+  for (const auto& t : sweep.trials()) trials.push_back(&t);
+  const bool maximize = spec.objective().maximize();
+  // Best first; trials without an objective after, in number order.
+  std::stable_sort(trials.begin(), trials.end(), [&](const v1::Trial* a, const v1::Trial* b) {
+    const bool av = a->has_objective() && std::isfinite(a->objective());
+    const bool bv = b->has_objective() && std::isfinite(b->objective());
+    if (av != bv) return av;
+    if (!av) return a->number() < b->number();
+    return maximize ? a->objective() > b->objective() : a->objective() < b->objective();
+  });
+  std::vector<std::vector<std::string>> rows{
+      {"", "TRIAL", "STATE",
+       absl::StrCat(spec.objective().metric(), maximize ? " (max)" : " (min)"), "PARAMS", "JOB"}};
+  for (const v1::Trial* t : trials) {
+    rows.push_back({t->number() == sweep.best_trial() ? "*" : "", absl::StrCat(t->number()),
+                    TrialState(t->state()),
+                    t->has_objective() ? absl::StrFormat("%.6g", t->objective()) : "-", Params(*t),
+                    t->job_id()});
+  }
+  return out + "\n" + Table(rows);
+}
+
+int SubmitSweepYaml(Context& ctx, const std::string& file, const std::string& yaml) {
+  v1::SubmitSweepRequest req;
+  req.set_yaml(yaml);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->SubmitSweep(&rpc, req, &sweep);
+  if (!s.ok()) {
+    *ctx.err << file << ": ";
+    return Fail(ctx, s);
+  }
+  if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
+    *ctx.out << "sweep/" << sweep.id() << " submitted\n";
+  } else {
+    Print(ctx, sweep);
+  }
+  return 0;
+}
+
+int GetSweep(Context& ctx, const std::string& id) {
+  v1::GetSweepRequest req;
+  req.set_id(id);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->GetSweep(&rpc, req, &sweep);
+  if (!s.ok()) return Fail(ctx, s);
+  Print(ctx, sweep);
+  return 0;
+}
+
+int Best(Context& ctx, const std::string& id) {
+  v1::GetSweepRequest req;
+  req.set_id(id);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->GetSweep(&rpc, req, &sweep);
+  if (!s.ok()) return Fail(ctx, s);
+  const v1::Trial* best = BestTrial(sweep);
+  if (!best) {
+    *ctx.err << "error: sweep " << id << " has no completed trial yet\n";
+    return 1;
+  }
+  if (ctx.output == Output::kJson || ctx.output == Output::kYaml) {
+    v1::Trial out = *best;
+    *ctx.out << (ctx.output == Output::kJson ? ToJson(out) : ToYaml(out));
+    return 0;
+  }
+  *ctx.out << "trial " << best->number() << ": " << sweep.spec().objective().metric() << "="
+           << absl::StrFormat("%.6g", best->objective()) << "  " << Params(*best) << "\n";
+  return 0;
+}
+
+int WatchSweep(Context& ctx, const std::string& id, bool terminal) {
+  v1::WatchSweepRequest req;
+  req.set_id(id);
+  grpc::ClientContext rpc;
+  auto stub = Stub(ctx);
+  auto reader = stub->WatchSweep(&rpc, req);
+  v1::Sweep sweep;
+  std::string last;
+  bool any = false;
+  while (reader->Read(&sweep)) {
+    any = true;
+    if (ctx.output == Output::kJson) {
+      *ctx.out << ToJson(sweep);
+      continue;
+    }
+    const Counts c = Count(sweep);
+    const int max = std::max(1, sweep.spec().max_trials());
+    const v1::Trial* best = BestTrial(sweep);
+    std::string best_text =
+        best ? absl::StrFormat("best %s=%.6g (trial %d)", sweep.spec().objective().metric(),
+                               best->objective(), best->number())
+             : "best -";
+    std::string line =
+        absl::StrCat(sweep.id(), "  ", SweepState(sweep.state()), "  ", c.done, "/", max, " done, ",
+                     c.running, " running, ", c.failed, " failed  ", best_text);
+    if (line == last) continue;
+    last = line;
+    if (terminal) {
+      const int width = 24;
+      const int filled = std::min(width, c.done * width / max);
+      *ctx.out << "\r\033[K[" << std::string(filled, '#') << std::string(width - filled, '.')
+               << "] " << line << std::flush;
+    } else {
+      *ctx.out << Age(Now() - sweep.create_time_ms()) << "  " << line << "\n" << std::flush;
+    }
+  }
+  if (terminal && any) *ctx.out << "\n";
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return Fail(ctx, s);
+  if (!any || sweep.state() == v1::SWEEP_STATE_RUNNING) {
+    *ctx.err << "error: the watch ended before the sweep did\n";
+    return 1;
+  }
+  if (ctx.output != Output::kJson) *ctx.out << sweep.reason() << "\n";
+  return sweep.state() == v1::SWEEP_STATE_SUCCEEDED ? 0 : 1;
+}
+
+int CancelSweep(Context& ctx, const std::string& id) {
+  v1::CancelSweepRequest req;
+  req.set_id(id);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->CancelSweep(&rpc, req, &sweep);
+  if (!s.ok()) return Fail(ctx, s);
+  *ctx.out << "sweep/" << sweep.id() << " cancelled\n";
+  return 0;
+}
+
+int UpdateSweep(Context& ctx, const std::string& id, int parallel, int max_trials, int max_failed) {
+  v1::UpdateSweepRequest req;
+  req.set_id(id);
+  req.set_parallel_trials(parallel);
+  req.set_max_trials(max_trials);
+  req.set_max_failed_trials(max_failed);
+  v1::Sweep sweep;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->UpdateSweep(&rpc, req, &sweep);
+  if (!s.ok()) return Fail(ctx, s);
+  Print(ctx, sweep);
+  return 0;
+}
+
+int ListSweeps(Context& ctx, bool all) {
+  v1::ListSweepsRequest req;
+  req.set_all(all);
+  v1::ListSweepsResponse resp;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->ListSweeps(&rpc, req, &resp);
+  if (!s.ok()) return Fail(ctx, s);
+  if (ctx.output == Output::kJson) {
+    *ctx.out << ToJson(resp);
+    return 0;
+  }
+  if (ctx.output == Output::kYaml) {
+    *ctx.out << ToYaml(resp);
+    return 0;
+  }
+  if (resp.sweeps_size() == 0) return 0;
+  std::vector<std::vector<std::string>> rows{{"SWEEP", "STATE", "TRIALS", "BEST", "AGE", "REASON"}};
+  for (const auto& sw : resp.sweeps()) {
+    const v1::Trial* best = BestTrial(sw);
+    rows.push_back({sw.id(), SweepState(sw.state()),
+                    absl::StrCat(sw.trials_size(), "/", sw.spec().max_trials()),
+                    best ? absl::StrFormat("%.6g", best->objective()) : "-",
+                    Age(Now() - sw.create_time_ms()), sw.reason()});
+  }
+  *ctx.out << Table(rows) << "\n";
+  return 0;
+}
+
+int Metrics(Context& ctx, const std::string& job_id, const std::string& name) {
+  v1::GetMetricsRequest req;
+  req.set_job_id(job_id);
+  req.set_name(name);
+  v1::GetMetricsResponse resp;
+  grpc::ClientContext rpc;
+  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  grpc::Status s = Stub(ctx)->GetMetrics(&rpc, req, &resp);
+  if (!s.ok()) return Fail(ctx, s);
+  if (ctx.output == Output::kJson || ctx.output == Output::kYaml) {
+    *ctx.out << (ctx.output == Output::kJson ? ToJson(resp) : ToYaml(resp));
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "STEP", "VALUE"}};
+  for (const auto& p : resp.points()) {
+    rows.push_back({p.name(), p.step() < 0 ? "-" : absl::StrCat(p.step()),
+                    p.raw().empty() ? absl::StrFormat("%.6g", p.value()) : p.raw()});
+  }
+  *ctx.out << Table(rows);
+  return 0;
+}
+
+}  // namespace gangway::cli
