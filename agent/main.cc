@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const absl::Status& note : detected->notes) {
-    GW_LOG_WARN("inventory: {}", std::string(note.message()));
+    GW_LOG_INFO("inventory: {}", std::string(note.message()));
   }
   const v1::NodeInventory& host = detected->inventory;
 
