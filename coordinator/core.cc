@@ -266,6 +266,11 @@ void Core::StopTrialJob(const std::string& job_id, const std::string& reason) {
   }
 }
 
+bool Core::TrialJobLive(const std::string& job_id) const {
+  auto it = jobs_.find(job_id);
+  return it != jobs_.end() && !IsTerminal(it->second.state());
+}
+
 void Core::SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done) {
   if (request.yaml().size() > common::kMaxSpecBytes) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
@@ -519,6 +524,7 @@ void Core::Schedule() {
       continue;
     }
     job.set_attempt(job.attempt() + 1);
+    if (options_.on_attempt_started) options_.on_attempt_started(job.id(), job.attempt());
     job.clear_ranks();
     job.set_master_port(0);
     const int32_t procs = job.spec().procs_per_node();
@@ -554,7 +560,9 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
   launch->set_attempt(job.attempt());
   launch->set_master_port(job.master_port());
   launch->set_working_dir(job.spec().working_dir());
-  if (!job.sweep().empty()) {
+  // Only rank 0's node collects a trial's metrics (the objective is rank
+  // 0's); the collector went to every node of a multi-node trial.
+  if (!job.sweep().empty() && job.ranks_size() > 0 && node == job.ranks(0).node()) {
     if (auto collector = sweeps_.CollectorFor(job.sweep())) *launch->mutable_metrics() = *collector;
   }
   const std::vector<std::string> argv = common::RankArgv(job.spec());

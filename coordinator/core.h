@@ -59,6 +59,8 @@ struct CoreOptions {
   std::string rendezvous_endpoint;
   // Called (on the loop) when a job reaches a terminal state.
   std::function<void(const std::string& job_id)> on_job_ended;
+  // Called (on the loop) when a gang is launched as `attempt`.
+  std::function<void(const std::string& job_id, int32_t attempt)> on_attempt_started;
 };
 
 class Core final : private TrialHost {
@@ -138,6 +140,7 @@ class Core final : private TrialHost {
   void StopTrialJob(const std::string& job_id, const std::string& reason) override;
   int64_t NowMs() const override { return clock_->NowMs(); }
   int64_t NextSeq() override { return next_seq_++; }
+  bool TrialJobLive(const std::string& job_id) const override;
 
   struct LogRequest {
     std::string node;

@@ -614,6 +614,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   core_options.on_job_ended = [raw_impl](const std::string& job_id) {
     raw_impl->rendezvous.ClearJob(job_id);
   };
+  core_options.on_attempt_started = [raw_impl](const std::string& job_id, int32_t attempt) {
+    raw_impl->rendezvous.ClearAttemptsBefore(job_id, attempt);
+  };
   if (core_options.rendezvous_endpoint.empty()) {
     std::string host = options.listen.substr(0, options.listen.rfind(':'));
     if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
