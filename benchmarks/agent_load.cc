@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
   posix_spawn_file_actions_addclose(&fa, pipefd[0]);
-  std::vector<std::string> args{bin, "--listen", "127.0.0.1:0", "--state", state,
-                                "--log-level", "warn"};
+  std::vector<std::string> args{bin,   "--listen",    "127.0.0.1:0", "--state",
+                                state, "--log-level", "warn"};
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
@@ -178,9 +178,10 @@ int main(int argc, char** argv) {
     start += std::chrono::seconds(1);
     std::this_thread::sleep_until(start);
   }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                       (end - std::chrono::duration<double>(seconds)))
-                             .count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                    (end - std::chrono::duration<double>(seconds)))
+          .count();
   const double cpu = double(CpuTicks(pid) - cpu0) / ticks_per_s;
   std::cout << "heartbeats " << beats << " over " << elapsed << " s\n"
             << "coordinator CPU " << 100.0 * cpu / elapsed << "% of one core\n"

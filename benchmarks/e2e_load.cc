@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
       while ((i = next.fetch_add(1)) < jobs_n) {
         if (rate > 0) {
           // Open loop: job i is due at t0 + i / rate, whatever came before.
-          std::this_thread::sleep_until(t0 + std::chrono::microseconds(
-                                                 static_cast<int64_t>(i * 1e6 / rate)));
+          std::this_thread::sleep_until(
+              t0 + std::chrono::microseconds(static_cast<int64_t>(i * 1e6 / rate)));
         }
         grpc::ClientContext ctx;
         v1::Job job;
@@ -126,8 +126,9 @@ int main(int argc, char** argv) {
   };
   const double secs = (last_end - first_create) / 1000.0;
   const double submit_secs = std::chrono::duration<double>(t_submitted - t0).count();
-  std::cout << "rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n << " clients " << clients << " jobs " << jobs_n
-            << " succeeded " << succeeded << " failed_submits " << failed << "\n"
+  std::cout << "rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n
+            << " clients " << clients << " jobs " << jobs_n << " succeeded " << succeeded
+            << " failed_submits " << failed << "\n"
             << "submit phase " << submit_secs << " s (" << jobs_n / submit_secs << " submits/s)\n"
             << "first submit -> last Succeeded " << secs << " s = " << succeeded / secs
             << " jobs/s\n"

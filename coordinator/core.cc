@@ -64,7 +64,7 @@ absl::Status Core::Recover() {
     }
     if (HoldsResources(j.state())) {
       // Nodes learn of their ranks again when they register; until then they
-      // are NotReady placeholders that time out like any silent node.
+      // are NotReady stand-ins that time out like any silent node.
       for (const auto& rank : j.ranks()) {
         NodeRec& node = NodeFor(rank.node());
         node.node.set_last_seen_ms(now + options_.recovery_grace_ms);
@@ -951,7 +951,7 @@ void Core::Tick() {
   const int64_t now = clock_->NowMs();
   for (auto& [name, node] : nodes_) {
     const bool silent = now - node.node.last_seen_ms() > options_.node_timeout_ms;
-    // A NotReady placeholder still holding jobs (after a coordinator restart)
+    // A NotReady stand-in still holding jobs (after a coordinator restart)
     // times out the same way.
     if (silent &&
         (node.node.state() == v1::NODE_STATE_READY || (!node.jobs.empty() && !node.lost))) {
