@@ -115,8 +115,11 @@ struct Agent::Impl {
       r->set_attempt(std::get<1>(key));
       r->set_rank(std::get<2>(key));
       r->set_pid(rec.pid);
-      r->set_exited(rec.exited);
-      r->set_exit_code(rec.exit_code);
+      // An exit whose metrics are still unsent is reported after them
+      // (SendWithheldExits), so the trial ends with its objective.
+      const bool withheld = rec.exited && tails.count(key) > 0;
+      r->set_exited(rec.exited && !withheld);
+      r->set_exit_code(withheld ? 0 : rec.exit_code);
     }
     return reg;
   }
@@ -126,25 +129,56 @@ struct Agent::Impl {
     if (it == by_pid.end()) return;
     RankKey key = it->second;
     by_pid.erase(it);
-    // Its last lines count: they reach the coordinator before the exit.
-    if (auto tail = tails.find(key); tail != tails.end()) {
-      SendMetrics(key, tail->second);
-      tails.erase(tail);
-    }
     Record& rec = records[key];
     rec.exited = true;
     rec.exit_code = info.exit_code;
     GW_LOG_INFO("node={} job={} attempt={} rank={} exited code={}", options.name, std::get<0>(key),
                 std::get<1>(key), std::get<2>(key), info.exit_code);
+    // Its last lines count: they reach the coordinator before the exit,
+    // which ends the trial with whatever value it has by then.
+    if (auto tail = tails.find(key); tail != tails.end()) {
+      if (!stream) {
+        // No session (the coordinator is restarting): sent now, the lines
+        // were read and dropped, and the exit, reported at registration,
+        // ended the trial without its objective. The file keeps the lines;
+        // the exit waits for them (BuildRegister, SendWithheldExits).
+        return;
+      }
+      SendMetrics(key, tail->second, /*drain=*/true);
+      tails.erase(tail);
+    }
+    Write(ExitedMessage(key, rec));
+  }
+
+  static v1::AgentMessage ExitedMessage(const RankKey& key, const Record& rec) {
     v1::AgentMessage msg;
     v1::RankRecord* r = msg.mutable_rank_exited()->mutable_rank();
     r->set_job_id(std::get<0>(key));
     r->set_attempt(std::get<1>(key));
     r->set_rank(std::get<2>(key));
-    r->set_pid(pid);
+    r->set_pid(rec.pid);
     r->set_exited(true);
-    r->set_exit_code(info.exit_code);
-    Write(msg);
+    r->set_exit_code(rec.exit_code);
+    return msg;
+  }
+
+  // Right after a registration that reported them as running: the metrics
+  // of ranks that exited while there was no session, then their exits.
+  void SendWithheldExits() {
+    for (auto it = tails.begin(); it != tails.end();) {
+      auto rec = records.find(it->first);
+      if (rec == records.end()) {  // forgotten meanwhile
+        it = tails.erase(it);
+        continue;
+      }
+      if (!rec->second.exited) {
+        ++it;
+        continue;
+      }
+      SendMetrics(it->first, it->second, /*drain=*/true);
+      Write(ExitedMessage(it->first, rec->second));
+      it = tails.erase(it);
+    }
   }
 
   void Launch(const v1::LaunchGang& launch) {
@@ -241,8 +275,12 @@ struct Agent::Impl {
     return list.ok() ? *list : std::vector<int>();
   }
 
-  void SendMetrics(const RankKey& key, MetricsTail& tail) {
-    std::vector<v1::MetricPoint> points = tail.Poll(NowMs());
+  // `drain`: the rank has exited; read all that is left.
+  void SendMetrics(const RankKey& key, MetricsTail& tail, bool drain = false) {
+    // Without a session the lines stay in the file for later: read now,
+    // they would be dropped.
+    if (!stream) return;
+    std::vector<v1::MetricPoint> points = drain ? tail.Drain(NowMs()) : tail.Poll(NowMs());
     if (points.empty()) return;
     v1::AgentMessage msg;
     v1::RankMetrics* m = msg.mutable_metrics();
@@ -392,6 +430,7 @@ struct Agent::Impl {
         *msg.mutable_register_() = BuildRegister();
         if (!s->Write(msg)) return false;
         stream = s.get();
+        SendWithheldExits();
         return true;
       });
       v1::CoordinatorMessage in;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <iterator>
+#include <string_view>
 #include <utility>
 
 namespace gangway::agent {
@@ -26,6 +28,26 @@ std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
   offset_ += n;
   buf.resize(static_cast<size_t>(n));
   splitter_.Feed(buf, [&](std::string_view line) {
+    if (json_) {
+      parser_.ParseJsonLine(line, now_ms, &out);
+    } else {
+      parser_.ParseLine(line, now_ms, &out);
+    }
+  });
+  return out;
+}
+
+std::vector<v1::MetricPoint> MetricsTail::Drain(int64_t now_ms) {
+  std::vector<v1::MetricPoint> out;
+  // Bounded, since a child the rank left behind may still be writing.
+  for (int i = 0; i < 64; ++i) {
+    const int64_t before = offset_;
+    std::vector<v1::MetricPoint> more = Poll(now_ms);
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
+    if (offset_ - before < kMaxReadBytes) break;
+  }
+  splitter_.Feed("\n", [&](std::string_view line) {
     if (json_) {
       parser_.ParseJsonLine(line, now_ms, &out);
     } else {

@@ -26,6 +26,13 @@ class MetricsTail {
   // simply empty so far.
   std::vector<v1::MetricPoint> Poll(int64_t now_ms);
 
+  // Everything left once the rank has exited: reads to the end of the file
+  // (Poll stops at kMaxReadBytes, and a rank that printed more than that
+  // since the last poll lost the lines after it, its objective often among
+  // them) and parses an unfinished last line, which is complete now (a
+  // `printf 'loss=%s'` without a newline was dropped).
+  std::vector<v1::MetricPoint> Drain(int64_t now_ms);
+
   // Most bytes read per Poll, so one chatty rank cannot stall the loop.
   static constexpr int64_t kMaxReadBytes = 1 << 20;
 

@@ -45,7 +45,8 @@ absl::StatusOr<v1::AskResponse> Studies::Ask(const v1::AskRequest& request) {
     v1::Proposal* o = out.add_proposals();
     o->set_trial(p.trial_id);
     for (size_t i = 0; i < params.size(); ++i) {
-      (*o->mutable_params())[params[i].name] = tuner::FormatValue(p.assignment[i]);
+      // ParamText, not FormatValue: 6 digits could leave the bounds.
+      (*o->mutable_params())[params[i].name] = ParamText(p.assignment[i]);
     }
   }
   return out;

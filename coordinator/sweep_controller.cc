@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "coordinator/job_state.h"
 
@@ -108,7 +109,10 @@ absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
   if (es.rule() == "median") {
     tuner::MedianStoppingOptions m;
     if (es.min_trials() > 0) m.min_trials = es.min_trials();
-    if (es.start_step() > 0) m.start_step = es.start_step();
+    // startStep 0 is a valid choice (decide from the first step on), and
+    // the spec already holds the default (4) when none was given: taking
+    // only values > 0 turned an explicit 0 into 4.
+    m.start_step = es.start_step();
     o.early_stopping = m;
   } else if (es.rule() == "asha") {
     tuner::AshaOptions a;
@@ -121,6 +125,17 @@ absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
         absl::StrCat("earlyStopping.rule: median or asha, got \"", es.rule(), "\""));
   }
   return o;
+}
+
+std::string ParamText(const tuner::ParameterValue& value) {
+  // tuner::FormatValue prints doubles with 6 significant digits: a value of
+  // a parameter whose bounds need more (min 100.0001, max 100.0009) came out
+  // as "100.001", outside its bounds; trials showed and ran with a value the
+  // tuner never proposed, and Recover() refused the stored sweep (DATA_LOSS)
+  // when it replayed it. 15 digits keep every value inside bounds written
+  // with up to 15 (rounding is monotonic) and still print 0.1 + 0.2 as 0.3.
+  if (const double* d = std::get_if<double>(&value)) return absl::StrFormat("%.15g", *d);
+  return tuner::FormatValue(value);
 }
 
 absl::StatusOr<tuner::Assignment> AssignmentOf(
@@ -361,7 +376,7 @@ void SweepController::StartTrial(Rec& rec, const tuner::Proposal& proposal) {
   trial->set_create_time_ms(host_->NowMs());
   const auto& params = rec.tuner->space().parameters();
   for (size_t i = 0; i < params.size(); ++i) {
-    (*trial->mutable_params())[params[i].name] = tuner::FormatValue(proposal.assignment[i]);
+    (*trial->mutable_params())[params[i].name] = ParamText(proposal.assignment[i]);
   }
   v1::JobSpec job = spec.trial_template();
   if (job.name().empty()) job.set_name(spec.name());
@@ -382,7 +397,10 @@ void SweepController::Fill(Rec& rec) {
   const v1::SweepSpec& spec = rec.sweep.spec();
   int active = 0, failed = 0;
   for (const v1::Trial& t : rec.sweep.trials()) {
-    active += !IsTrialTerminal(t.state());
+    // A trial cancelled as its sweep ended is over before its job has
+    // stopped; until then the job still runs. A sweep extended meanwhile
+    // started parallelTrials new jobs beside the stopping ones.
+    active += !IsTrialTerminal(t.state()) || host_->TrialJobLive(t.job_id());
     failed += CountsAsFailed(t.state());
   }
   if (failed > spec.max_failed_trials()) {
@@ -486,6 +504,10 @@ void SweepController::OnTrialJobEnded(const v1::Job& job) {
       trial.set_state(v1::TRIAL_STATE_RUNNING);
       MarkChanged(rec);
     }
+    // Back to Pending: the job restarts and runs from the beginning. The
+    // series of the attempt thrown away must not make the objective (with
+    // value min/max/best its values outlived the restart).
+    if (job.state() == v1::JOB_STATE_PENDING) rec.objective_series.erase(job.id());
     return;
   }
   TrialDone(rec, trial, job);

@@ -46,6 +46,8 @@ class TrialHost {
   virtual void StopTrialJob(const std::string& job_id, const std::string& reason) = 0;
   virtual int64_t NowMs() const = 0;
   virtual int64_t NextSeq() = 0;
+  // True while a trial's job has not reached a terminal state.
+  virtual bool TrialJobLive(const std::string& job_id) const = 0;
 };
 
 class SweepController {
@@ -106,6 +108,9 @@ class SweepController {
 // Tuner options from a sweep spec (algorithm, direction, seed, settings,
 // early stopping).
 absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec);
+// A parameter value as text, as trials and jobs see it (doubles with 15
+// significant digits, so they stay inside their bounds).
+std::string ParamText(const tuner::ParameterValue& value);
 // params map (text, as jobs see them) back to the tuner's typed values.
 absl::StatusOr<tuner::Assignment> AssignmentOf(
     const tuner::SearchSpace& space, const google::protobuf::Map<std::string, std::string>& params);

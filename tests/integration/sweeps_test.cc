@@ -1,0 +1,317 @@
+// Sweeps on a real coordinator and real agents: a grid through the CLI
+// (submit, watch, get, best), a refused spec, `gangway local` on the Branin
+// example, and a coordinator restart in the middle of a sweep.
+#include <regex>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace gangway::itest {
+namespace {
+
+std::unique_ptr<v1::Sweeps::Stub> SweepsStub(const Cluster& cluster) {
+  return v1::Sweeps::NewStub(
+      grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials()));
+}
+
+std::optional<v1::Sweep> GetSweep(const Cluster& cluster, const std::string& id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  v1::GetSweepRequest req;
+  req.set_id(id);
+  v1::Sweep sweep;
+  if (!SweepsStub(cluster)->GetSweep(&ctx, req, &sweep).ok()) return std::nullopt;
+  return sweep;
+}
+
+std::optional<v1::ListSweepsResponse> ListSweeps(const Cluster& cluster) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  v1::ListSweepsRequest req;
+  req.set_all(true);
+  v1::ListSweepsResponse resp;
+  if (!SweepsStub(cluster)->ListSweeps(&ctx, req, &resp).ok()) return std::nullopt;
+  return resp;
+}
+
+// Polls the sweep until it is no longer Running; the last one seen goes to
+// `last`.
+::testing::AssertionResult WaitForSweepEnd(const Cluster& cluster, const std::string& id,
+                                           std::chrono::milliseconds timeout, v1::Sweep* last) {
+  const bool ended = WaitFor(
+      [&] {
+        std::optional<v1::Sweep> s = GetSweep(cluster, id);
+        if (!s) return false;
+        *last = std::move(*s);
+        return last->state() != v1::SWEEP_STATE_RUNNING;
+      },
+      timeout);
+  if (ended) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "sweep " << id << " still Running after " << timeout.count()
+         << " ms: " << last->reason() << " (" << last->trials_size() << " trials)";
+}
+
+std::string SubmittedId(const RunResult& r) {
+  std::smatch m;
+  if (!std::regex_search(r.out, m, std::regex(R"(sweep/(\S+) submitted)"))) return "";
+  return m[1];
+}
+
+int64_t Int(const std::string& text) {
+  int64_t v = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(text, &v)) << text;
+  return v;
+}
+
+double Double(const std::string& text) {
+  double v = 0;
+  EXPECT_TRUE(absl::SimpleAtod(text, &v)) << text;
+  return v;
+}
+
+TEST(SweepsIntegration, GridSweepThroughTheCli) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+
+  RunResult submit = cluster.Cli({"submit", SourcePath("examples/sweeps/quadratic-grid.yaml")});
+  ASSERT_EQ(submit.code, 0) << submit.out << submit.err;
+  const std::string id = SubmittedId(submit);
+  ASSERT_FALSE(id.empty()) << submit.out;
+
+  RunResult watch = cluster.Cli({"watch", id}, 25s);
+  EXPECT_EQ(watch.code, 0) << watch.out << watch.err;
+  EXPECT_NE(watch.out.find("Succeeded"), std::string::npos) << watch.out;
+
+  RunResult get = cluster.Cli({"get", id, "-o", "json"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  v1::Sweep sweep;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(get.out, &sweep).ok()) << get.out;
+  EXPECT_EQ(sweep.id(), id);
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+  ASSERT_EQ(sweep.trials_size(), 35);
+  std::set<std::pair<int64_t, int64_t>> points;
+  std::set<int64_t> numbers;
+  for (const v1::Trial& t : sweep.trials()) {
+    SCOPED_TRACE(t.number());
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.reason();
+    EXPECT_TRUE(t.has_objective());
+    const int64_t a = Int(t.params().at("a"));
+    const int64_t b = Int(t.params().at("b"));
+    EXPECT_EQ(t.objective(), static_cast<double>((a - 1) * (a - 1) + (b - 2) * (b - 2)));
+    points.emplace(a, b);
+    numbers.insert(t.number());
+  }
+  EXPECT_EQ(points.size(), 35u) << "a grid point ran twice";
+  EXPECT_EQ(numbers.size(), 35u);
+  EXPECT_EQ(*numbers.begin(), 1);
+  EXPECT_EQ(*numbers.rbegin(), 35);
+
+  RunResult best = cluster.Cli({"best", id, "-o", "json"});
+  ASSERT_EQ(best.code, 0) << best.err;
+  v1::Trial trial;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(best.out, &trial).ok()) << best.out;
+  EXPECT_EQ(trial.params().at("a"), "1");
+  EXPECT_EQ(trial.params().at("b"), "2");
+  EXPECT_EQ(trial.objective(), 0);
+  EXPECT_EQ(trial.number(), sweep.best_trial());
+
+  // The trial jobs are ordinary jobs, and their metrics are stored.
+  const v1::Trial& first = sweep.trials(0);
+  std::optional<v1::Job> job = cluster.GetJob(first.job_id());
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job->sweep(), id);
+  RunResult metrics = cluster.Cli({"metrics", first.job_id(), "-o", "json"});
+  ASSERT_EQ(metrics.code, 0) << metrics.err;
+  v1::GetMetricsResponse points_of;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(metrics.out, &points_of).ok())
+      << metrics.out;
+  ASSERT_EQ(points_of.points_size(), 1);
+  EXPECT_EQ(points_of.points(0).name(), "loss");
+  EXPECT_EQ(points_of.points(0).value(), first.objective());
+}
+
+TEST(SweepsIntegration, SpecWithAnUnknownPlaceholderIsRefusedNamingFieldAndLine) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string spec = cluster.WriteSpec("bad.yaml",
+                                             "kind: Sweep\n"
+                                             "name: bad\n"
+                                             "objective: {metric: loss, type: minimize}\n"
+                                             "parameters:\n"
+                                             "  - {name: x, type: double, min: 0, max: 1}\n"
+                                             "algorithm: {name: random}\n"
+                                             "trialTemplate:\n"
+                                             "  command: [sh, -c, 'echo loss=${trial.y}']\n");
+  RunResult submit = cluster.Cli({"submit", spec});
+  EXPECT_EQ(submit.code, 2) << submit.out << submit.err;
+  EXPECT_NE(submit.err.find("line 8"), std::string::npos) << submit.err;
+  EXPECT_NE(submit.err.find("trialTemplate.command[2]"), std::string::npos) << submit.err;
+  EXPECT_NE(submit.err.find("${trial.y} is not a parameter"), std::string::npos) << submit.err;
+  std::optional<v1::ListSweepsResponse> sweeps = ListSweeps(cluster);
+  ASSERT_TRUE(sweeps);
+  EXPECT_EQ(sweeps->sweeps_size(), 0);
+  std::optional<v1::ListJobsResponse> jobs = cluster.ListJobs(true);
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->jobs_size(), 0);
+}
+
+TEST(SweepsIntegration, LocalRunsTheBraninExample) {
+  TempDir dir;
+  RunResult local = RunCommand(dir,
+                               {CliBinary(), "local", SourcePath("examples/sweeps/branin.yaml"),
+                                "--state", dir.Sub("local"), "--node-cpus", "2"},
+                               28s);
+  EXPECT_EQ(local.code, 0) << local.out << local.err;
+  EXPECT_NE(local.out.find("sweep/branin-"), std::string::npos) << local.out;
+  EXPECT_NE(local.out.find("Succeeded"), std::string::npos) << local.out;
+}
+
+// What a trial prints last is its objective, however it prints it: without
+// a final newline (x = 1), or right after more output than the agent reads
+// in one go (x = 2: 3 MB, then the line).
+TEST(SweepsIntegration, ObjectivePrintedLastIsCollected) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string spec =
+      cluster.WriteSpec("last-line.yaml",
+                        "kind: Sweep\n"
+                        "name: last-line\n"
+                        "objective: {metric: loss, type: minimize}\n"
+                        "parameters:\n"
+                        "  - {name: x, type: discrete, values: [1, 2]}\n"
+                        "algorithm: {name: grid}\n"
+                        "parallelTrials: 2\n"
+                        "maxTrials: 2\n"
+                        "maxFailedTrials: 2\n"
+                        "trialTemplate:\n"
+                        "  resources: {cpus: 1, memory: 64Mi}\n"
+                        "  command:\n"
+                        "    - sh\n"
+                        "    - -c\n"
+                        "    - >-\n"
+                        "      if [ \"${trial.x}\" = 1 ]; then printf \"loss=1\"; else\n"
+                        "      head -c 3000000 /dev/zero | tr \"\\000\" \".\"; echo;\n"
+                        "      echo \"loss=${trial.x}\"; fi\n");
+  RunResult submit = cluster.Cli({"submit", spec});
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  const std::string id = SubmittedId(submit);
+  ASSERT_FALSE(id.empty()) << submit.out;
+  v1::Sweep sweep;
+  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 20s, &sweep));
+  ASSERT_EQ(sweep.trials_size(), 2);
+  for (const v1::Trial& t : sweep.trials()) {
+    SCOPED_TRACE("x=" + t.params().at("x"));
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.reason();
+    EXPECT_EQ(t.objective(), Double(t.params().at("x")));
+  }
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+}
+
+// The coordinator goes away while trials run, and those trials finish and
+// print their objective before it is back: their results still count, no
+// trial is run twice and the sweep ends with exactly maxTrials trials.
+TEST(SweepsIntegration, CoordinatorRestartMidSweep) {
+  ClusterOptions options;
+  options.coordinator_flags = {"--node-timeout", "3", "--heartbeat-interval", "0.2",
+                               "--stop-grace",   "1"};
+  Cluster cluster(options);
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+  ASSERT_TRUE(cluster.StartAgent(0));
+  ASSERT_TRUE(cluster.StartAgent(1));
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReadyNodes() == 2; }, 10s));
+
+  const std::string spec =
+      cluster.WriteSpec("restart.yaml",
+                        "kind: Sweep\n"
+                        "name: restart\n"
+                        "objective: {metric: loss, type: minimize}\n"
+                        "parameters:\n"
+                        "  - {name: x, type: int, min: 0, max: 1000}\n"
+                        "algorithm: {name: random, seed: 11}\n"
+                        "parallelTrials: 2\n"
+                        "maxTrials: 6\n"
+                        "maxFailedTrials: 0\n"
+                        "trialTemplate:\n"
+                        "  resources: {cpus: 1, memory: 64Mi}\n"
+                        "  command: [sh, -c, 'sleep 0.5; echo loss=${trial.x}']\n");
+  RunResult submit = cluster.Cli({"submit", spec});
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  const std::string id = SubmittedId(submit);
+  ASSERT_FALSE(id.empty()) << submit.out;
+
+  // Two trials done and two running.
+  v1::Sweep before;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<v1::Sweep> s = GetSweep(cluster, id);
+        if (!s) return false;
+        before = *s;
+        int done = 0, running = 0;
+        for (const auto& t : s->trials()) {
+          done += t.state() == v1::TRIAL_STATE_SUCCEEDED;
+          running += t.state() == v1::TRIAL_STATE_RUNNING;
+        }
+        return done >= 2 && running == 2;
+      },
+      15s))
+      << before.DebugString();
+  std::vector<std::string> running;
+  for (const auto& t : before.trials()) {
+    if (t.state() == v1::TRIAL_STATE_RUNNING) running.push_back(t.job_id());
+  }
+  ASSERT_EQ(running.size(), 2u);
+
+  ASSERT_TRUE(cluster.StopCoordinator());
+  // The running trials finish while it is away.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const std::string& job : running) {
+          if (!cluster.JobProcesses(job).empty()) return false;
+        }
+        return true;
+      },
+      10s))
+      << "the running trials did not finish";
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReadyNodes() == 2; }, 10s))
+      << "agents did not reconnect";
+
+  v1::Sweep sweep;
+  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 20s, &sweep));
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+  ASSERT_EQ(sweep.trials_size(), 6) << sweep.DebugString();
+  std::set<int64_t> numbers;
+  std::set<std::string> jobs;
+  for (const v1::Trial& t : sweep.trials()) {
+    SCOPED_TRACE(absl::StrCat("trial ", t.number()));
+    EXPECT_TRUE(numbers.insert(t.number()).second) << "trial number repeated";
+    EXPECT_TRUE(jobs.insert(t.job_id()).second) << "job repeated";
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.reason();
+    EXPECT_TRUE(t.has_objective());
+    EXPECT_EQ(t.objective(), Double(t.params().at("x")));
+    // Each trial job ran once.
+    std::optional<v1::Job> job = cluster.GetJob(t.job_id());
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->attempt(), 1);
+    EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  }
+  EXPECT_EQ(*numbers.begin(), 1);
+  EXPECT_EQ(*numbers.rbegin(), 6);
+  // The trials from before the restart are the same trials.
+  for (int i = 0; i < before.trials_size(); ++i) {
+    EXPECT_EQ(sweep.trials(i).job_id(), before.trials(i).job_id());
+    EXPECT_EQ(sweep.trials(i).params().at("x"), before.trials(i).params().at("x"));
+  }
+}
+
+}  // namespace
+}  // namespace gangway::itest
