@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -219,7 +220,12 @@ struct Agent::Impl {
         std::filesystem::create_directories(std::filesystem::path(metrics_file).parent_path(), ec);
         req.env.emplace_back("GANGWAY_METRICS_FILE", metrics_file);
       }
-      req.cpu_affinity = AffinityFor(rl);
+      // Only a detected inventory describes this machine's cores and NUMA
+      // nodes; a simulated or --topology one describes another.
+      if (options.inventory.source() == "hwloc") {
+        req.cpu_affinity = AffinityFor(rl);
+        req.memory_nodes = MemoryNodesFor(rl);
+      }
       absl::StatusOr<pid_t> pid = supervisor->Launch(req);
       Record& rec = records[key];
       v1::RankRecord* r = gs->add_ranks();
@@ -276,6 +282,22 @@ struct Agent::Impl {
   }
 
   // `drain`: the rank has exited; read all that is left.
+  // With several NUMA nodes, a GPU rank allocates on its GPUs' nodes.
+  std::vector<int> MemoryNodesFor(const v1::RankLaunch& rl) const {
+    if (options.inventory.numa_nodes() < 2) return {};
+    auto env = rl.env().find("CUDA_VISIBLE_DEVICES");
+    if (env == rl.env().end() || env->second.empty()) return {};
+    std::set<int> nodes;
+    for (absl::string_view part : absl::StrSplit(env->second, ',')) {
+      int g;
+      if (!absl::SimpleAtoi(part, &g) || g < 0 || g >= options.inventory.gpus_size()) return {};
+      const int numa = options.inventory.gpus(g).numa_node();
+      if (numa < 0) return {};  // locality unknown: do not restrict
+      nodes.insert(numa);
+    }
+    return {nodes.begin(), nodes.end()};
+  }
+
   void SendMetrics(const RankKey& key, MetricsTail& tail, bool drain = false) {
     // Without a session the lines stay in the file for later: read now,
     // they would be dropped.

@@ -25,6 +25,13 @@
 extern char** environ;
 
 namespace gangway::agent {
+
+// set_mempolicy's node mask: up to 1024 NUMA nodes, as the kernel's default.
+constexpr int kBitsPerWord = 8 * sizeof(unsigned long);
+constexpr int kNodeMaskWords = 1024 / kBitsPerWord;
+// From <numaif.h> (libnuma's header, not needed otherwise).
+constexpr int kMpolDefault = 0;
+constexpr int kMpolBind = 2;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -197,6 +204,11 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
       return absl::InvalidArgumentError(absl::StrCat("cpu ", cpu, " out of range"));
     }
   }
+  for (int node : request.memory_nodes) {
+    if (node < 0 || node >= kNodeMaskWords * kBitsPerWord) {
+      return absl::InvalidArgumentError(absl::StrCat("NUMA node ", node, " out of range"));
+    }
+  }
   const std::string& argv0 = request.argv[0];
 
   // The log is opened here rather than as a spawn file action so a bad log
@@ -285,8 +297,20 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
   std::vector<std::string> env_strings = BuildEnv(request.env);
   std::vector<char*> envp = CStrings(env_strings);
 
+  // The memory policy of this (the loop) thread is what the child inherits:
+  // bind it for the spawn and put it back at once.
+  const bool bind_memory = !request.memory_nodes.empty();
+  if (bind_memory) {
+    unsigned long mask[kNodeMaskWords] = {};
+    for (int node : request.memory_nodes) mask[node / kBitsPerWord] |= 1UL << (node % kBitsPerWord);
+    if (::syscall(SYS_set_mempolicy, kMpolBind, mask, kNodeMaskWords * kBitsPerWord + 1) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("set_mempolicy for '", argv0, "': ", ErrnoText(errno)));
+    }
+  }
   pid_t pid = -1;
   rc = posix_spawnp(&pid, argv0.c_str(), actions.get(), attr.get(), argv.data(), envp.data());
+  if (bind_memory) ::syscall(SYS_set_mempolicy, kMpolDefault, nullptr, 0);
   if (rc != 0) {
     if (IsExecError(rc)) {
       return fail_before_exec(absl::StrCat("cannot execute '", argv0, "': ", ErrnoText(rc)));

@@ -42,6 +42,10 @@ struct LaunchRequest {
   // Empty: inherit. Applied just after the spawn, so exec and the first
   // moments of the program run on the inherited CPUs.
   std::vector<int> cpu_affinity;
+  // NUMA nodes the process may allocate memory on (MPOL_BIND). Empty:
+  // inherit. Set on the spawning thread around the spawn, since a memory
+  // policy passes to a child and cannot be set on another process.
+  std::vector<int> memory_nodes;
 };
 
 struct ExitInfo {

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -428,6 +429,28 @@ TEST_F(SupervisorTest, AppliesCpuAffinity) {
   EXPECT_EQ(exit->exit_code, 0);
 
   request.cpu_affinity = {-1};
+  EXPECT_EQ(supervisor_.Launch(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The child allocates under MPOL_BIND to the nodes given, and the
+// supervisor's own thread is back to the default policy afterwards.
+TEST_F(SupervisorTest, BindsMemoryToNumaNodes) {
+  LaunchRequest request;
+  request.argv = {"sh", "-c", "grep -m1 -o 'bind:[0-9,-]*' /proc/self/numa_maps"};
+  request.log_path = (dir_ / "numa.log").string();
+  request.memory_nodes = {0};
+  std::optional<ExitInfo> exit = WaitExit(LaunchOk(request));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->exit_code, 0) << ReadFile(request.log_path);
+  EXPECT_NE(ReadFile(request.log_path).find("bind:0"), std::string::npos)
+      << ReadFile(request.log_path);
+
+  int mode = -1;
+  unsigned long mask[16] = {};
+  ASSERT_EQ(::syscall(SYS_get_mempolicy, &mode, mask, 1024, nullptr, 0), 0);
+  EXPECT_EQ(mode, 0);  // MPOL_DEFAULT
+
+  request.memory_nodes = {-1};
   EXPECT_EQ(supervisor_.Launch(request).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
