@@ -23,10 +23,14 @@
 #include "common/clock.h"
 #include "coordinator/job_state.h"
 #include "coordinator/sqlite_store.h"
+#include "tests/unit/coordinator/fakes.h"
 
 namespace gangway::coordinator {
 namespace {
 
+using ::gangway::coordinator::fakes::FakeStore;
+using ::gangway::coordinator::fakes::RecordingSink;
+using ::gangway::coordinator::fakes::Sent;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -43,74 +47,6 @@ constexpr Kind kForget = v1::CoordinatorMessage::kForget;
 
 // ---------------------------------------------------------------------------
 // Fakes
-
-// Jobs in a map; `fail` makes every write fail as a full disk would.
-class FakeStore final : public Store {
- public:
-  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
-    if (!load_error.ok()) return load_error;
-    std::vector<v1::Job> out;
-    for (const auto& [id, job] : jobs) out.push_back(job);
-    return out;
-  }
-  absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override {
-    std::vector<v1::Sweep> out;
-    for (const auto& [id, sweep] : sweeps) out.push_back(sweep);
-    return out;
-  }
-  absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job) override {
-    auto it = metrics.find(job);
-    if (it == metrics.end()) return std::vector<v1::MetricPoint>();
-    return it->second;
-  }
-  absl::Status Save(const WriteBatch& batch) override {
-    ++calls;
-    if (fail) return absl::UnavailableError("disk full (test)");
-    for (const v1::Job* job : batch.jobs) {
-      jobs[job->id()] = *job;
-      history.emplace_back(job->id(), job->state());
-    }
-    for (const v1::Sweep* sweep : batch.sweeps) sweeps[sweep->id()] = *sweep;
-    for (const auto& [job, point] : batch.metrics) metrics[job].push_back(point);
-    return absl::OkStatus();
-  }
-
-  // The states `id` was stored in, consecutive repeats folded.
-  std::vector<v1::JobState> StatesOf(const std::string& id) const {
-    std::vector<v1::JobState> out;
-    for (const auto& [job, state] : history) {
-      if (job == id && (out.empty() || out.back() != state)) out.push_back(state);
-    }
-    return out;
-  }
-
-  bool fail = false;
-  absl::Status load_error;
-  int calls = 0;
-  std::map<std::string, v1::Job> jobs;
-  std::map<std::string, v1::Sweep> sweeps;
-  std::map<std::string, std::vector<v1::MetricPoint>> metrics;
-  std::vector<std::pair<std::string, v1::JobState>> history;
-};
-
-struct Sent {
-  int64_t session;
-  v1::CoordinatorMessage msg;
-};
-
-class RecordingSink final : public AgentSink {
- public:
-  void Send(int64_t session, const v1::CoordinatorMessage& msg) override {
-    sent.push_back({session, msg});
-  }
-  void Close(int64_t session, const absl::Status& why) override {
-    closed.emplace_back(session, why);
-  }
-  std::vector<Sent> Take() { return std::exchange(sent, {}); }
-
-  std::vector<Sent> sent;
-  std::vector<std::pair<int64_t, absl::Status>> closed;
-};
 
 // The messages of one kind sent to one session.
 std::vector<v1::CoordinatorMessage> To(const std::vector<Sent>& sent, int64_t session, Kind kind) {

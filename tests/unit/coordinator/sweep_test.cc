@@ -30,10 +30,14 @@
 #include "coordinator/job_state.h"
 #include "coordinator/sqlite_store.h"
 #include "coordinator/studies.h"
+#include "tests/unit/coordinator/fakes.h"
 
 namespace gangway::coordinator {
 namespace {
 
+using ::gangway::coordinator::fakes::FakeStore;
+using ::gangway::coordinator::fakes::RecordingSink;
+using ::gangway::coordinator::fakes::Sent;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -43,54 +47,6 @@ using ::testing::UnorderedElementsAreArray;
 constexpr int64_t kGi = int64_t{1} << 30;
 constexpr int32_t kPort = 29500;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// ---------------------------------------------------------------------------
-// Fakes (as in core_test.cc)
-
-class FakeStore final : public Store {
- public:
-  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
-    std::vector<v1::Job> out;
-    for (const auto& [id, job] : jobs) out.push_back(job);
-    return out;
-  }
-  absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override {
-    std::vector<v1::Sweep> out;
-    for (const auto& [id, sweep] : sweeps) out.push_back(sweep);
-    return out;
-  }
-  absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job) override {
-    auto it = metrics.find(job);
-    if (it == metrics.end()) return std::vector<v1::MetricPoint>();
-    return it->second;
-  }
-  absl::Status Save(const WriteBatch& batch) override {
-    for (const v1::Job* job : batch.jobs) jobs[job->id()] = *job;
-    for (const v1::Sweep* sweep : batch.sweeps) sweeps[sweep->id()] = *sweep;
-    for (const auto& [job, point] : batch.metrics) metrics[job].push_back(point);
-    return absl::OkStatus();
-  }
-
-  std::map<std::string, v1::Job> jobs;
-  std::map<std::string, v1::Sweep> sweeps;
-  std::map<std::string, std::vector<v1::MetricPoint>> metrics;
-};
-
-struct Sent {
-  int64_t session;
-  v1::CoordinatorMessage msg;
-};
-
-class RecordingSink final : public AgentSink {
- public:
-  void Send(int64_t session, const v1::CoordinatorMessage& msg) override {
-    sent.push_back({session, msg});
-  }
-  void Close(int64_t, const absl::Status&) override {}
-  std::vector<Sent> Take() { return std::exchange(sent, {}); }
-
-  std::vector<Sent> sent;
-};
 
 v1::NodeInventory Inventory(int64_t milli_cpus = 64000, int64_t memory = 256 * kGi) {
   v1::NodeInventory inv;

@@ -1,0 +1,83 @@
+// Fakes shared by the coordinator's core-level tests: an in-memory Store
+// that can be told to fail, and a sink that records what the core sends.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coordinator/core.h"
+#include "coordinator/store.h"
+
+namespace gangway::coordinator::fakes {
+
+// Jobs in a map; `fail` makes every write fail as a full disk would.
+class FakeStore final : public Store {
+ public:
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
+    if (!load_error.ok()) return load_error;
+    std::vector<v1::Job> out;
+    for (const auto& [id, job] : jobs) out.push_back(job);
+    return out;
+  }
+  absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override {
+    std::vector<v1::Sweep> out;
+    for (const auto& [id, sweep] : sweeps) out.push_back(sweep);
+    return out;
+  }
+  absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job) override {
+    auto it = metrics.find(job);
+    if (it == metrics.end()) return std::vector<v1::MetricPoint>();
+    return it->second;
+  }
+  absl::Status Save(const WriteBatch& batch) override {
+    ++calls;
+    if (fail) return absl::UnavailableError("disk full (test)");
+    for (const v1::Job* job : batch.jobs) {
+      jobs[job->id()] = *job;
+      history.emplace_back(job->id(), job->state());
+    }
+    for (const v1::Sweep* sweep : batch.sweeps) sweeps[sweep->id()] = *sweep;
+    for (const auto& [job, point] : batch.metrics) metrics[job].push_back(point);
+    return absl::OkStatus();
+  }
+
+  // The states `id` was stored in, consecutive repeats folded.
+  std::vector<v1::JobState> StatesOf(const std::string& id) const {
+    std::vector<v1::JobState> out;
+    for (const auto& [job, state] : history) {
+      if (job == id && (out.empty() || out.back() != state)) out.push_back(state);
+    }
+    return out;
+  }
+
+  bool fail = false;
+  absl::Status load_error;
+  int calls = 0;
+  std::map<std::string, v1::Job> jobs;
+  std::map<std::string, v1::Sweep> sweeps;
+  std::map<std::string, std::vector<v1::MetricPoint>> metrics;
+  std::vector<std::pair<std::string, v1::JobState>> history;
+};
+
+struct Sent {
+  int64_t session;
+  v1::CoordinatorMessage msg;
+};
+
+class RecordingSink final : public AgentSink {
+ public:
+  void Send(int64_t session, const v1::CoordinatorMessage& msg) override {
+    sent.push_back({session, msg});
+  }
+  void Close(int64_t session, const absl::Status& why) override {
+    closed.emplace_back(session, why);
+  }
+  std::vector<Sent> Take() { return std::exchange(sent, {}); }
+
+  std::vector<Sent> sent;
+  std::vector<std::pair<int64_t, absl::Status>> closed;
+};
+
+}  // namespace gangway::coordinator::fakes
