@@ -179,26 +179,28 @@ int SubmitSweepYaml(Context& ctx, const std::string& file, const std::string& ya
   return 0;
 }
 
-int GetSweep(Context& ctx, const std::string& id) {
+namespace {
+
+grpc::Status Fetch(Context& ctx, const std::string& id, v1::Sweep* sweep) {
   v1::GetSweepRequest req;
   req.set_id(id);
-  v1::Sweep sweep;
   grpc::ClientContext rpc;
   rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  grpc::Status s = Stub(ctx)->GetSweep(&rpc, req, &sweep);
-  if (!s.ok()) return Fail(ctx, s);
+  return Stub(ctx)->GetSweep(&rpc, req, sweep);
+}
+
+}  // namespace
+
+int GetSweep(Context& ctx, const std::string& id) {
+  v1::Sweep sweep;
+  if (grpc::Status s = Fetch(ctx, id, &sweep); !s.ok()) return Fail(ctx, s);
   Print(ctx, sweep);
   return 0;
 }
 
 int Best(Context& ctx, const std::string& id) {
-  v1::GetSweepRequest req;
-  req.set_id(id);
   v1::Sweep sweep;
-  grpc::ClientContext rpc;
-  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  grpc::Status s = Stub(ctx)->GetSweep(&rpc, req, &sweep);
-  if (!s.ok()) return Fail(ctx, s);
+  if (grpc::Status s = Fetch(ctx, id, &sweep); !s.ok()) return Fail(ctx, s);
   const v1::Trial* best = BestTrial(sweep);
   if (!best) {
     *ctx.err << "error: sweep " << id << " has no completed trial yet\n";
