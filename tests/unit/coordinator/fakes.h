@@ -80,4 +80,35 @@ class RecordingSink final : public AgentSink {
   std::vector<std::pair<int64_t, absl::Status>> closed;
 };
 
+// What an agent answers once it started the ranks of `launch` (pids are
+// 1000 + rank).
+inline v1::AgentMessage GangStartedMessage(const v1::LaunchGang& launch, int32_t port) {
+  v1::AgentMessage msg;
+  v1::GangStarted* gs = msg.mutable_gang_started();
+  gs->set_job_id(launch.job_id());
+  gs->set_attempt(launch.attempt());
+  gs->set_master_port(port);
+  for (const v1::RankLaunch& rl : launch.ranks()) {
+    v1::RankRecord* r = gs->add_ranks();
+    r->set_job_id(launch.job_id());
+    r->set_attempt(launch.attempt());
+    r->set_rank(rl.rank());
+    r->set_pid(1000 + rl.rank());
+  }
+  return msg;
+}
+
+inline v1::AgentMessage RankExitedMessage(const std::string& job, int32_t attempt, int32_t rank,
+                                          int code) {
+  v1::AgentMessage msg;
+  v1::RankRecord* r = msg.mutable_rank_exited()->mutable_rank();
+  r->set_job_id(job);
+  r->set_attempt(attempt);
+  r->set_rank(rank);
+  r->set_pid(1000 + rank);
+  r->set_exited(true);
+  r->set_exit_code(code);
+  return msg;
+}
+
 }  // namespace gangway::coordinator::fakes
