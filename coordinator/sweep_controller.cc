@@ -340,7 +340,12 @@ absl::StatusOr<v1::Sweep> SweepController::Update(const v1::UpdateSweepRequest& 
   if (request.parallel_trials() > 0) spec.set_parallel_trials(request.parallel_trials());
   if (request.max_trials() > 0) spec.set_max_trials(request.max_trials());
   if (request.max_failed_trials() > 0) spec.set_max_failed_trials(request.max_failed_trials());
-  if (rec->sweep.state() != v1::SWEEP_STATE_RUNNING) {
+  // Only more trials (or, for a sweep that failed, more room for failures)
+  // reopen a finished sweep; a new parallelTrials alone leaves it finished.
+  const bool extends =
+      (request.max_trials() > rec->sweep.trials_size()) ||
+      (rec->sweep.state() == v1::SWEEP_STATE_FAILED && request.max_failed_trials() > 0);
+  if (rec->sweep.state() != v1::SWEEP_STATE_RUNNING && extends) {
     // Extending a finished sweep: its history stays in the tuner.
     rec->sweep.set_state(v1::SWEEP_STATE_RUNNING);
     rec->sweep.set_reason("extended");

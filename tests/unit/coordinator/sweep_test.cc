@@ -989,6 +989,25 @@ TEST_F(SweepTest, RaisingMaxFailedTrialsOfAFailedSweepRunsItOn) {
   EXPECT_EQ(sweep.trials(0).state(), v1::TRIAL_STATE_FAILED);
 }
 
+TEST_F(SweepTest, NewParallelTrialsAloneLeavesAFinishedSweepFinished) {
+  TwoNodes();
+  SweepYaml y;
+  y.objective_extra = "  goal: 0.5\n";
+  y.max_trials = 5;
+  const std::string id = MustSubmit(y);
+  RunTrial(First(id), Loss(0.1));
+  ASSERT_EQ(Sweep(id).state(), v1::SWEEP_STATE_SUCCEEDED);
+  v1::UpdateSweepRequest req;
+  req.set_id(id);
+  req.set_parallel_trials(3);
+  absl::StatusOr<v1::Sweep> updated = core_->UpdateSweep(req);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->state(), v1::SWEEP_STATE_SUCCEEDED);
+  EXPECT_EQ(updated->spec().parallel_trials(), 3);
+  Settle();
+  EXPECT_EQ(Sweep(id).trials_size(), 1);
+}
+
 // The goal cancels the running trials at once, but their jobs take the stop
 // grace to end: extending the sweep meanwhile must count them.
 TEST_F(SweepTest, ExtendingWhileCancelledTrialsStillStopKeepsParallelTrials) {
