@@ -2,12 +2,17 @@
 // that can be told to fail, and a sink that records what the core sends.
 #pragma once
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "coordinator/core.h"
+#include "coordinator/sqlite_store.h"
 #include "coordinator/store.h"
 
 namespace gangway::coordinator::fakes {
@@ -110,5 +115,42 @@ inline v1::AgentMessage RankExitedMessage(const std::string& job, int32_t attemp
   r->set_exit_code(code);
   return msg;
 }
+
+// A SQLite store in a temporary directory that can be reopened, as a
+// restarted coordinator reopens its file. Removes the directory at the end.
+class SqliteDir {
+ public:
+  SqliteDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "gangway-store-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
+  }
+  ~SqliteDir() {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  SqliteDir(const SqliteDir&) = delete;
+  SqliteDir& operator=(const SqliteDir&) = delete;
+
+  // Closes the previous handle (the caller drops its core first) and opens
+  // the file again; null with `error` set when it cannot.
+  SqliteStore* Reopen(absl::Status* error) {
+    store_.reset();
+    if (dir_.empty()) {
+      *error = absl::InternalError("mkdtemp failed");
+      return nullptr;
+    }
+    auto store = SqliteStore::Open((dir_ / "gangway.db").string());
+    if (!store.ok()) {
+      *error = store.status();
+      return nullptr;
+    }
+    store_ = std::move(*store);
+    return store_.get();
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<SqliteStore> store_;
+};
 
 }  // namespace gangway::coordinator::fakes

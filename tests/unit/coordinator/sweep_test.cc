@@ -1241,30 +1241,19 @@ TEST_F(SweepTest, WatchSweepSeesEveryStoredChange) {
 
 class SweepRecoveryTest : public SweepTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "gangway-sweep-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    ASSERT_NO_FATAL_FAILURE(OpenSqlite());
-  }
-  void TearDown() override {
-    core_.reset();
-    sqlite_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(OpenSqlite()); }
+  void TearDown() override { core_.reset(); }
 
   // A fresh store handle and core over the same file, as after a restart.
   void OpenSqlite() {
     core_.reset();
-    sqlite_.reset();
-    auto store = SqliteStore::Open((dir_ / "gangway.db").string());
-    ASSERT_TRUE(store.ok()) << store.status();
-    sqlite_ = std::move(*store);
-    MakeCore(sqlite_.get());
+    absl::Status error;
+    SqliteStore* store = sqlite_.Reopen(&error);
+    ASSERT_NE(store, nullptr) << error;
+    MakeCore(store);
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<SqliteStore> sqlite_;
+  fakes::SqliteDir sqlite_;
 };
 
 TEST_F(SweepRecoveryTest, SweepContinuesAfterARestartWithoutRepeatingTrials) {
