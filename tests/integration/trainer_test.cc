@@ -5,6 +5,7 @@
 // transport, and must finish with the same weights and a trained model.
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -103,6 +104,83 @@ TEST(TrainerIntegration, GlooDataParallelAcrossTwoAgents) {
     EXPECT_LT(res.final_loss, res.optimal_loss + 0.05);
     EXPECT_GT(res.final_loss, res.optimal_loss - 0.05);
   }
+}
+
+// The NCCL backend on a node without a GPU (the CUDA runtime and NCCL may
+// be installed; the driver and device are not): a rank must exit 1 at once
+// with an error naming the CUDA/NCCL step, and the job must fail on that,
+// not wait for its deadline. Where a GPU is present the job would
+// succeed; the real-GPU checks cover that case.
+TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
+  if (!std::filesystem::exists(TrainerBinary())) {
+    GTEST_SKIP() << TrainerBinary() << " was not built (it needs Gloo and OpenSSL)";
+  }
+  if (std::filesystem::exists("/dev/nvidia0") || std::filesystem::exists("/dev/nvidiactl")) {
+    GTEST_SKIP() << "a GPU is present: there the NCCL job would succeed";
+  }
+  {
+    TempDir dir;
+    RunResult help = RunCommand(dir, {TrainerBinary(), "--help"});
+    ASSERT_EQ(help.code, 0) << help.err;
+    // The --backend help names nccl's use only when the backend is compiled in.
+    if (help.out.find("nccl (one GPU per rank)") == std::string::npos) {
+      GTEST_SKIP() << "gangway-trainer was built without the NCCL backend:\n" << help.out;
+    }
+  }
+  ClusterOptions options;
+  options.agents = 1;
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+
+  // One node, two ranks. The trainer's own waits (--timeout) and the job's
+  // deadline are both far beyond the bound below: the failure must come from
+  // the ranks' exit.
+  const std::string spec =
+      "name: trainer-nccl\n"
+      "replicas: 1\n"
+      "procsPerNode: 2\n"
+      "resources:\n"
+      "  cpus: 1\n"
+      "  memory: 256Mi\n"
+      "command: [" +
+      TrainerBinary() +
+      "]\n"
+      "args: [--backend, nccl, --steps, \"20\", --timeout, \"120\"]\n"
+      "restartPolicy: Never\n"
+      "activeDeadlineSeconds: 300\n";
+  const std::string id = cluster.Submit(spec);
+  ASSERT_FALSE(id.empty());
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_FAILED, 30s, &job))
+      << "rank 0 log:\n"
+      << cluster.Logs(id, 0).value_or("(none)") << "\nrank 1 log:\n"
+      << cluster.Logs(id, 1).value_or("(none)");
+  EXPECT_EQ(job.reason().find("DeadlineExceeded"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("exit code 1"), std::string::npos) << job.reason();
+
+  // Both ranks fail the same way; whichever exits first fails the job and
+  // the other is stopped (143) before it may print. Every rank that exited
+  // 1 names the step. Which step depends on what the node lacks: the runtime
+  // or NCCL (cannot load ...), or the driver or device (cudaGetDeviceCount).
+  ASSERT_EQ(job.ranks_size(), 2);
+  int failed = 0;
+  for (const auto& r : job.ranks()) {
+    std::optional<std::string> log = cluster.Logs(id, r.rank());
+    ASSERT_TRUE(log.has_value()) << "rank " << r.rank();
+    EXPECT_EQ(log->find("step="), std::string::npos) << "rank " << r.rank() << " trained:\n"
+                                                     << *log;
+    if (r.exit_code() != 1) continue;
+    ++failed;
+    EXPECT_TRUE(log->find("gangway-trainer: ") != std::string::npos &&
+                (log->find("cudaGetDeviceCount: ") != std::string::npos ||
+                 log->find("cannot load ") != std::string::npos ||
+                 log->find("no GPU visible") != std::string::npos))
+        << "rank " << r.rank() << " log:\n"
+        << *log;
+  }
+  EXPECT_GE(failed, 1) << "no rank exited 1";
+  EXPECT_TRUE(WaitFor([&] { return cluster.JobProcesses(id).empty(); }, 5s))
+      << cluster.JobProcesses(id).size() << " processes of the failed job left";
 }
 
 }  // namespace

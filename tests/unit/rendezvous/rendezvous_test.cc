@@ -640,6 +640,33 @@ TEST(RendezvousNccl, RealUniqueIdWhereNcclIsInstalled) {
   EXPECT_NE(*a, *b) << "every call makes a new id";
 }
 
+// Rank 0 creates a real id with the default creator (ncclGetUniqueId from
+// libnccl.so.2; no GPU needed) and rank 1 receives the same 128 bytes.
+TEST_F(RendezvousServiceTest, RealNcclIdReachesRankOne) {
+  auto rank0 = Client(0, 2);
+  auto rank1 = Client(1, 2);
+  std::future<absl::StatusOr<gpu::NcclUniqueIdBytes>> waiting =
+      std::async(std::launch::async, [&] { return gpu::ExchangeNcclUniqueId(*rank1, 20s); });
+  ASSERT_TRUE(LoopEventually([](const Rendezvous& s) { return s.waiter_count() == 1; }, 5s))
+      << "rank 1 waits before rank 0 publishes";
+  absl::StatusOr<gpu::NcclUniqueIdBytes> mine = gpu::ExchangeNcclUniqueId(*rank0, 20s);
+  if (mine.status().code() == absl::StatusCode::kFailedPrecondition) {
+    // No NCCL here and nothing was published: end rank 1's wait, then skip.
+    OnLoop([this] {
+      store_.ClearJob("job-1");
+      return true;
+    });
+    EXPECT_EQ(waiting.wait_for(10s), std::future_status::ready);
+    GTEST_SKIP() << mine.status();
+  }
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  ASSERT_EQ(waiting.wait_for(20s), std::future_status::ready);
+  absl::StatusOr<gpu::NcclUniqueIdBytes> theirs = waiting.get();
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  EXPECT_EQ(*theirs, *mine);
+  EXPECT_NE(*mine, gpu::NcclUniqueIdBytes{}) << "an id of zeros was never created";
+}
+
 // ---------------------------------------------------------------------------
 // Gloo over the rendezvous: four ranks (threads) connect a full mesh through
 // GlooStore and all-reduce.
