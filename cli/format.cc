@@ -116,6 +116,28 @@ std::string JobDetail(const v1::Job& job, int64_t now_ms) {
   return out + Table(rows);
 }
 
+// "0:NVIDIA H100 numa0 pcie0000:02:00.0 nvlink[1x12] p2p[2:r1 3:r1]": the
+// GPU's NVLink peers (xN links), then the peers CUDA reaches over PCIe with
+// the driver's performance rank (lower is faster).
+std::string GpuDetail(const v1::GpuInfo& g) {
+  std::vector<std::string> links;
+  std::vector<std::string> p2p;
+  for (int j = 0; j < g.nvlinks_size(); ++j) {
+    if (g.nvlinks(j) > 0) links.push_back(absl::StrCat(j, "x", g.nvlinks(j)));
+  }
+  for (int j = 0; j < g.peer_access_size(); ++j) {
+    if (!g.peer_access(j) || (j < g.nvlinks_size() && g.nvlinks(j) > 0)) continue;
+    p2p.push_back(j < g.peer_performance_rank_size()
+                      ? absl::StrCat(j, ":r", g.peer_performance_rank(j))
+                      : absl::StrCat(j));
+  }
+  std::string out = absl::StrCat(g.index(), ":", g.model(), " numa", g.numa_node());
+  if (!g.pci_switch().empty()) absl::StrAppend(&out, " pcie", g.pci_switch());
+  if (!links.empty()) absl::StrAppend(&out, " nvlink[", absl::StrJoin(links, " "), "]");
+  if (!p2p.empty()) absl::StrAppend(&out, " p2p[", absl::StrJoin(p2p, " "), "]");
+  return out;
+}
+
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide) {
   std::vector<std::vector<std::string>> rows{
       {"NAME", "STATE", "CPUS", "MEMORY", "GPUS", "RANKS", "ADDRESS"}};
@@ -133,13 +155,7 @@ std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide) {
     if (wide) {
       std::vector<std::string> gpus;
       for (const auto& g : inv.gpus()) {
-        std::vector<std::string> links;
-        for (int j = 0; j < g.nvlinks_size(); ++j) {
-          if (g.nvlinks(j) > 0) links.push_back(absl::StrCat(j, "x", g.nvlinks(j)));
-        }
-        gpus.push_back(
-            absl::StrCat(g.index(), ":", g.model(), " numa", g.numa_node(),
-                         links.empty() ? "" : " nvlink[" + absl::StrJoin(links, " ") + "]"));
+        gpus.push_back(GpuDetail(g));
       }
       row.push_back(absl::StrJoin(gpus, "; "));
     }

@@ -26,6 +26,9 @@ std::string JobsTable(const std::vector<v1::Job>& jobs, int64_t now_ms);
 // One job with its ranks.
 std::string JobDetail(const v1::Job& job, int64_t now_ms);
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide);
+// One GPU for `nodes -o wide`: model, NUMA node, PCIe switch, NVLink peers,
+// then the peers reached over PCIe with CUDA's performance rank.
+std::string GpuDetail(const v1::GpuInfo& gpu);
 // "12s", "3m4s", "2h5m".
 std::string Age(int64_t ms);
 std::string StateName(v1::JobState state);

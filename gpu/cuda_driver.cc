@@ -18,6 +18,7 @@ constexpr int kAttrPciDeviceId = 34;
 constexpr int kAttrPciDomainId = 50;
 constexpr int kAttrComputeCapabilityMajor = 75;
 constexpr int kAttrComputeCapabilityMinor = 76;
+constexpr int kP2pPerformanceRank = 1;  // CUdevice_P2PAttribute
 
 std::string ErrorText(const CudaApi& api, CudaApi::Result result) {
   const char* text = nullptr;
@@ -81,6 +82,7 @@ absl::StatusOr<CudaDriver> CudaDriver::Load(const std::string& library) {
   }
   (void)lib->Bind("cuDeviceGetPCIBusId", api.device_get_pci_bus_id);
   (void)lib->Bind("cuDeviceCanAccessPeer", api.device_can_access_peer);
+  (void)lib->Bind("cuDeviceGetP2PAttribute", api.device_get_p2p_attribute);
   (void)lib->Bind("cuGetErrorString", api.get_error_string);
   return CudaDriver(*std::move(lib), api);
 }
@@ -138,6 +140,21 @@ absl::StatusOr<CudaProbe> ProbeCuda(const CudaApi& api) {
           return probe;
         }
         probe.peer_access[i][j] = can != 0;
+      }
+    }
+  }
+  if (api.device_get_p2p_attribute != nullptr && !probe.peer_access.empty()) {
+    probe.peer_performance_rank.assign(count, std::vector<int32_t>(count, 0));
+    for (int i = 0; i < count; ++i) {
+      for (int j = 0; j < count; ++j) {
+        int rank = 0;
+        if (!probe.peer_access[i][j]) continue;
+        if ((r = api.device_get_p2p_attribute(&rank, kP2pPerformanceRank, devices[i],
+                                              devices[j])) != kSuccess) {
+          probe.peer_performance_rank.clear();
+          return probe;
+        }
+        probe.peer_performance_rank[i][j] = rank;
       }
     }
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,6 +35,8 @@ struct CudaApi {
   Result (*device_get_uuid)(Uuid* uuid, Device device) = nullptr;
   Result (*device_get_pci_bus_id)(char* bus_id, int length, Device device) = nullptr;
   Result (*device_can_access_peer)(int* can_access, Device device, Device peer) = nullptr;
+  Result (*device_get_p2p_attribute)(int* value, int attribute, Device source,
+                                     Device destination) = nullptr;
   Result (*get_error_string)(Result error, const char** text) = nullptr;
 };
 
@@ -55,6 +58,10 @@ struct CudaProbe {
   // peer_access[i][j]: device i can map device j's memory (NVLink or PCIe).
   // Empty when the driver could not say.
   std::vector<std::vector<bool>> peer_access;
+  // peer_performance_rank[i][j]: the driver's relative rank of the path
+  // from i to j, lower is faster; 0 where there is no access. Empty when
+  // the driver could not say (then peer_access may still be known).
+  std::vector<std::vector<int32_t>> peer_performance_rank;
 };
 
 // An OK result with no GPUs when the driver reports no device.

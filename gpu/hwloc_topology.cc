@@ -119,6 +119,13 @@ HwlocTopology::Locality HwlocTopology::LocalityOf(const PciAddress& address) con
   hwloc_obj_t device = hwloc_get_pcidev_by_busid(topology_.get(), address.domain, address.bus,
                                                  address.device, address.function);
   if (device == nullptr) return locality;
+  for (hwloc_obj_t up = device->parent; up != nullptr && up->type == HWLOC_OBJ_BRIDGE;
+       up = up->parent) {
+    const auto& bridge = up->attr->bridge;
+    if (bridge.upstream_type != HWLOC_OBJ_BRIDGE_PCI) break;  // the host bridge
+    const auto& pci = bridge.upstream.pci;
+    locality.pci_switch = FormatPciAddress(PciAddress{pci.domain, pci.bus, pci.dev, pci.func});
+  }
   hwloc_obj_t anchor = hwloc_get_non_io_ancestor_obj(topology_.get(), device);
   if (anchor == nullptr) return locality;
   locality.cpu_set = CpuList(anchor->cpuset);

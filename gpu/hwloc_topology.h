@@ -38,10 +38,13 @@ class HwlocTopology {
   struct Locality {
     int32_t numa_node = -1;  // OS index of the nearest NUMA node; -1 unknown
     std::string cpu_set;     // list form, e.g. "0-15,32-47"; "" unknown
+    // Bus id of the topmost PCI-to-PCI bridge above the device (below the
+    // host bridge); "" when none or unknown. See GpuInfo.pci_switch.
+    std::string pci_switch;
   };
   // Locality of the PCI device at `address`: the cpus and the lowest NUMA
-  // node of the first non-I/O object above it. Unknown when hwloc does not
-  // have the device.
+  // node of the first non-I/O object above it, and its PCIe switch. Unknown
+  // when hwloc does not have the device.
   Locality LocalityOf(const PciAddress& address) const;
 
   // NVIDIA GPUs in the PCI tree (vendor 0x10de, class 3D 0x0302 or VGA

@@ -77,7 +77,28 @@ void FillGaps(ProbedGpu& gpu, const ProbedGpu& other) {
 struct DriverGpus {
   std::vector<ProbedGpu> gpus;  // PCI order
   LinkMatrix links;             // empty when unknown
+  // CUDA's peer matrix in PCI order; empty when unknown.
+  std::vector<std::vector<bool>> peer_access;
+  std::vector<std::vector<int32_t>> peer_performance_rank;
 };
+
+// A CUDA matrix ([ordinal][ordinal]) in the order of `gpus` (PCI order, the
+// same GPUs). Empty when `matrix` is.
+template <typename T>
+std::vector<std::vector<T>> InPciOrder(const std::vector<std::vector<T>>& matrix,
+                                       const std::vector<ProbedGpu>& cuda_order,
+                                       const std::vector<ProbedGpu>& gpus) {
+  if (matrix.size() != gpus.size() || cuda_order.size() != gpus.size()) return {};
+  std::map<PciAddress, size_t> ordinal;
+  for (size_t i = 0; i < cuda_order.size(); ++i) ordinal[*cuda_order[i].pci] = i;
+  std::vector<size_t> from(gpus.size());
+  for (size_t i = 0; i < gpus.size(); ++i) from[i] = ordinal.at(*gpus[i].pci);
+  std::vector<std::vector<T>> out(gpus.size(), std::vector<T>(gpus.size()));
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    for (size_t j = 0; j < gpus.size(); ++j) out[i][j] = matrix[from[i]][from[j]];
+  }
+  return out;
+}
 
 // CUDA's list (what ranks can open), completed by NVML; NVML's links.
 DriverGpus ProbeDrivers(const InventoryOptions& options, std::vector<absl::Status>& notes) {
@@ -99,6 +120,10 @@ DriverGpus ProbeDrivers(const InventoryOptions& options, std::vector<absl::Statu
   }
   std::stable_sort(out.gpus.begin(), out.gpus.end(),
                    [](const ProbedGpu& a, const ProbedGpu& b) { return *a.pci < *b.pci; });
+  if (cuda.has_value() && !cuda->gpus.empty()) {
+    out.peer_access = InPciOrder(cuda->peer_access, cuda->gpus, out.gpus);
+    out.peer_performance_rank = InPciOrder(cuda->peer_performance_rank, cuda->gpus, out.gpus);
+  }
   if (nvml.has_value()) {
     const size_t n = out.gpus.size();
     out.links.assign(n, std::vector<int32_t>(n, 0));
@@ -167,8 +192,15 @@ absl::StatusOr<DetectedInventory> Detect(const InventoryOptions& options) {
     }
     gpu->set_numa_node(locality.numa_node);
     gpu->set_cpu_set(locality.cpu_set);
+    gpu->set_pci_switch(locality.pci_switch);
     for (int j = 0; j < count; ++j) {
       gpu->add_nvlinks(found.links.empty() || i == j ? 0 : found.links[i][j]);
+    }
+    for (int j = 0; j < count && !found.peer_access.empty(); ++j) {
+      gpu->add_peer_access(found.peer_access[i][j]);
+    }
+    for (int j = 0; j < count && !found.peer_performance_rank.empty(); ++j) {
+      gpu->add_peer_performance_rank(found.peer_performance_rank[i][j]);
     }
   }
   return out;

@@ -8,8 +8,9 @@
 //    loaded with dlopen. A node without a driver has zero GPUs; that is not
 //    an error, and why is in DetectedInventory::notes. CUDA's list wins (it
 //    is what ranks will see); NVML fills in what CUDA lacks and gives the
-//    links. Without NVML, links are 0 even where CUDA reports peer access:
-//    gangway.v1.GpuInfo.nvlinks can only count NVLinks.
+//    links. CUDA also gives the peer matrix (peer_access and the driver's
+//    performance rank per pair); without NVML, nvlinks are 0 even where
+//    CUDA reports peer access.
 //  - XML (topology_xml = FILE.xml, `gangway-agent --topology`): hwloc reads
 //    the file; GPUs are its NVIDIA PCI devices (vendor 0x10de, class 0x0302
 //    or 0x0300), enriched by hwloc CUDA/NVML OS devices when the file has
@@ -21,8 +22,9 @@
 // get that variable or UUIDs in CUDA_VISIBLE_DEVICES.
 //
 // Locality of each GPU is hwloc's: the cpus and NUMA node of the first
-// non-I/O object above its PCI device; numa_node -1 and cpu_set "" when
-// hwloc does not know the device.
+// non-I/O object above its PCI device, and the topmost PCIe bridge above it
+// (pci_switch); numa_node -1, cpu_set "" and pci_switch "" when hwloc does
+// not know the device.
 //
 // Detection blocks (sysfs, driver calls: up to a second on a large node):
 // call it off the event loop. Thread-compatible.

@@ -48,6 +48,10 @@ struct FakeMachine {
   int cuda_init_result = 0;
   std::vector<int> cuda_order;  // CUDA ordinal -> gpus index; default identity
   int fail_cuda_name_of = -1;
+  // CUDA's peer matrix by gpus index: the performance rank, -1 for no
+  // access. Empty: every pair has access at rank 0.
+  std::vector<std::vector<int>> p2p_rank;
+  bool fail_p2p_attribute = false;
 };
 
 FakeMachine* machine = nullptr;
@@ -172,8 +176,15 @@ CudaApi FakeCuda() {
     CopyString(machine->gpus[CudaIndex(d)].bus_id.substr(4), bus_id, length);
     return 0;
   };
-  api.device_can_access_peer = [](int* can, CudaApi::Device, CudaApi::Device) {
-    *can = 1;
+  api.device_can_access_peer = [](int* can, CudaApi::Device a, CudaApi::Device b) {
+    *can = machine->p2p_rank.empty() || machine->p2p_rank[CudaIndex(a)][CudaIndex(b)] >= 0;
+    return 0;
+  };
+  api.device_get_p2p_attribute = [](int* value, int attribute, CudaApi::Device a,
+                                    CudaApi::Device b) {
+    if (machine->fail_p2p_attribute) return 1;  // CUDA_ERROR_INVALID_VALUE
+    if (attribute != 1) return 1;               // only PERFORMANCE_RANK is asked
+    *value = machine->p2p_rank.empty() ? 0 : machine->p2p_rank[CudaIndex(a)][CudaIndex(b)];
     return 0;
   };
   api.get_error_string = [](int result, const char** text) {
@@ -329,6 +340,30 @@ TEST_F(DriverProbeTest, CudaReportsEachDevice) {
   EXPECT_EQ(probe->gpus[1].pci, (PciAddress{0, 0x11, 0, 0}));
   EXPECT_EQ(probe->gpus[1].uuid, "GPU-10111213-1415-1617-1819-1a1b1c1d1e1f");
   EXPECT_THAT(probe->peer_access, ElementsAre(ElementsAre(false, true), ElementsAre(true, false)));
+  EXPECT_THAT(probe->peer_performance_rank, ElementsAre(ElementsAre(0, 0), ElementsAre(0, 0)));
+}
+
+TEST_F(DriverProbeTest, CudaPeerRanksOnlyWhereThereIsAccess) {
+  FakeMachine m = Machine(3);
+  m.p2p_rank = {{0, 1, -1}, {1, 0, -1}, {-1, -1, 0}};
+  Use(m);
+  auto probe = ProbeCuda(FakeCuda());
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_THAT(probe->peer_access,
+              ElementsAre(ElementsAre(false, true, false), ElementsAre(true, false, false),
+                          ElementsAre(false, false, false)));
+  EXPECT_THAT(probe->peer_performance_rank,
+              ElementsAre(ElementsAre(0, 1, 0), ElementsAre(1, 0, 0), ElementsAre(0, 0, 0)));
+}
+
+TEST_F(DriverProbeTest, CudaFailingPeerRankKeepsTheAccessMatrix) {
+  FakeMachine m = Machine(2);
+  m.fail_p2p_attribute = true;
+  Use(m);
+  auto probe = ProbeCuda(FakeCuda());
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_THAT(probe->peer_access, SizeIs(2));
+  EXPECT_THAT(probe->peer_performance_rank, IsEmpty());  // unknown, not "all 0"
 }
 
 TEST_F(DriverProbeTest, CudaNoDeviceIsAnEmptyAnswer) {
@@ -366,6 +401,7 @@ TEST_F(DriverProbeTest, CudaWithoutOptionalEntryPointsStillReportsGpus) {
   api.device_get_uuid = nullptr;
   api.device_get_pci_bus_id = nullptr;  // falls back to the PCI attributes
   api.device_can_access_peer = nullptr;
+  api.device_get_p2p_attribute = nullptr;
   api.get_error_string = nullptr;
   auto probe = ProbeCuda(api);
   ASSERT_TRUE(probe.ok());
@@ -404,6 +440,31 @@ TEST_F(DriverProbeTest, DetectOrdersByPciAndJoinsCudaWithNvmlLinks) {
   }
   EXPECT_THAT(inv.gpus(0).nvlinks(), ElementsAre(0, 12, 0, 0));
   EXPECT_THAT(inv.gpus(3).nvlinks(), ElementsAre(0, 0, 12, 0));
+}
+
+TEST_F(DriverProbeTest, DetectPutsCudasPeerMatrixInPciOrder) {
+  // By PCI index: NVLink pairs 0-1 and 2-3 at rank 0, 0-2 and 1-3 over PCIe
+  // at rank 1, no access across 0-3 and 1-2.
+  FakeMachine m = Machine(4);
+  m.p2p_rank = {{0, 0, 1, -1}, {0, 0, -1, 1}, {1, -1, 0, 0}, {-1, 1, 0, 0}};
+  m.cuda_order = {2, 0, 3, 1};
+  Use(m);
+  const CudaApi cuda = FakeCuda();
+  InventoryOptions options;
+  options.cuda_api = &cuda;
+  options.nvml_library = "/nonexistent/libnvidia-ml.so.1";
+  auto detected = Detect(options);
+  ASSERT_TRUE(detected.ok()) << detected.status();
+  const v1::NodeInventory& inv = detected->inventory;
+  ASSERT_EQ(inv.gpus_size(), 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(inv.gpus(i).pci_bus_id(), Bus(i));
+  EXPECT_THAT(inv.gpus(0).peer_access(), ElementsAre(false, true, true, false));
+  EXPECT_THAT(inv.gpus(1).peer_access(), ElementsAre(true, false, false, true));
+  EXPECT_THAT(inv.gpus(2).peer_access(), ElementsAre(true, false, false, true));
+  EXPECT_THAT(inv.gpus(3).peer_access(), ElementsAre(false, true, true, false));
+  EXPECT_THAT(inv.gpus(0).peer_performance_rank(), ElementsAre(0, 0, 1, 0));
+  EXPECT_THAT(inv.gpus(3).peer_performance_rank(), ElementsAre(0, 1, 0, 0));
+  EXPECT_EQ(inv.gpus(0).pci_switch(), "");  // not on this machine's PCI tree
 }
 
 TEST_F(DriverProbeTest, DetectWithNvmlOnlyStillFindsGpus) {

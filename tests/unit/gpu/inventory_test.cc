@@ -128,6 +128,44 @@ TEST(InventoryXmlTest, PcieBox) {
   }
 }
 
+std::vector<std::string> Switches(const v1::NodeInventory& inventory) {
+  std::vector<std::string> out;
+  for (const auto& gpu : inventory.gpus()) out.push_back(gpu.pci_switch());
+  return out;
+}
+
+TEST(InventoryXmlTest, PciSwitchIsTheTopmostBridgeBelowTheHostBridge) {
+  // One bridge level: each pair's bridge.
+  EXPECT_THAT(
+      Switches(Load(Topology("dgx_like.xml"))),
+      ElementsAre("00000000:02:00.0", "00000000:02:00.0", "00000000:42:00.0", "00000000:42:00.0",
+                  "00000000:82:00.0", "00000000:82:00.0", "00000000:B2:00.0", "00000000:B2:00.0"));
+  // A root port per GPU: nothing shared below the CPU.
+  EXPECT_THAT(Switches(Load(Topology("pcie_box.xml"))),
+              ElementsAre("00000000:00:01.1", "00000000:00:03.1"));
+  // Root port, switch upstream port, downstream port: the root port names
+  // the switch's whole subtree.
+  EXPECT_THAT(
+      Switches(Load(Topology("pcie_switches.xml"))),
+      ElementsAre("00000000:00:01.1", "00000000:00:01.1", "00000000:00:03.1", "00000000:00:03.1",
+                  "00000000:80:01.1", "00000000:80:01.1", "00000000:80:03.1", "00000000:80:03.1"));
+}
+
+TEST(InventoryXmlTest, PcieSwitchServer) {
+  const v1::NodeInventory inv = Load(Topology("pcie_switches.xml"));
+  EXPECT_EQ(inv.milli_cpus(), 16'000);
+  EXPECT_EQ(inv.numa_nodes(), 2);
+  ASSERT_EQ(inv.gpus_size(), 8);
+  for (int i = 0; i < 8; ++i) {
+    const v1::GpuInfo& gpu = inv.gpus(i);
+    EXPECT_EQ(gpu.model(), "AD102GL [L40S]");
+    EXPECT_EQ(gpu.numa_node(), i / 4) << i;
+    EXPECT_EQ(gpu.cpu_set(), i < 4 ? "0-7" : "8-15") << i;
+    EXPECT_THAT(gpu.nvlinks(), SizeIs(8));
+    EXPECT_THAT(gpu.peer_access(), IsEmpty()) << "no driver is asked for a file";
+  }
+}
+
 TEST(InventoryXmlTest, ExplicitLinksFileReplacesTheSidecar) {
   ScratchDir dir;
   InventoryOptions options;
