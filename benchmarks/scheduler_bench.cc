@@ -2,8 +2,9 @@
 // Target: >= 100,000/s for 10,000 single-rank jobs on 1,000 nodes and for
 // 1,000 8-rank gang jobs on 1,000 8-GPU nodes, with topology-aware GPU
 // choice on (`topology` = 1: every node is a DGX-like box, 2 NUMA nodes of 4
-// GPUs wired in NVLink pairs) as well as off. Inputs are generated from a
-// fixed seed so runs compare.
+// GPUs wired in NVLink pairs, each pair below its own PCIe switch; 2: a PCIe
+// server, the same NUMA nodes and switches without NVLink) as well as off.
+// Inputs are generated from a fixed seed so runs compare.
 //
 //   scheduler_bench --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
@@ -21,20 +22,24 @@ namespace {
 
 constexpr int64_t kGi = int64_t{1} << 30;
 
-// 8 GPUs, 0-3 on NUMA 0 and 4-7 on NUMA 1, NVLink pairs 0-1, 2-3, 4-5, 6-7.
-std::shared_ptr<const GpuTopology> PairBox() {
+// 8 GPUs, 0-3 on NUMA 0 and 4-7 on NUMA 1, pairs 0-1, 2-3, 4-5, 6-7 below
+// one PCIe switch each; with `nvlink`, each pair also NVLinked.
+std::shared_ptr<const GpuTopology> EightGpuBox(bool nvlink) {
   const std::vector<int32_t> numa = {0, 0, 0, 0, 1, 1, 1, 1};
+  const std::vector<int32_t> pci_switch = {0, 0, 1, 1, 2, 2, 3, 3};
   std::vector<int32_t> links(64, 0);
-  for (int i = 0; i < 8; i += 2) links[i * 8 + i + 1] = links[(i + 1) * 8 + i] = 12;
-  return MakeGpuTopology(numa, links);
+  for (int i = 0; nvlink && i < 8; i += 2) links[i * 8 + i + 1] = links[(i + 1) * 8 + i] = 12;
+  return MakeGpuTopology(numa, links, pci_switch);
 }
 
 // `fragmented`: every node is already partly used (random free GPUs, cpus and
-// memory), so gangs cannot simply take a whole empty node.
-ClusterSnapshot MakeCluster(int nodes, bool fragmented, std::mt19937& rng, bool topology = false) {
+// memory), so gangs cannot simply take a whole empty node. `topology`: 0
+// none, 1 NVLink pairs, 2 PCIe switches only.
+ClusterSnapshot MakeCluster(int nodes, bool fragmented, std::mt19937& rng, int topology = 0) {
   ClusterSnapshot cluster;
   cluster.nodes.reserve(nodes);
-  const std::shared_ptr<const GpuTopology> wiring = topology ? PairBox() : nullptr;
+  const std::shared_ptr<const GpuTopology> wiring =
+      topology == 0 ? nullptr : EightGpuBox(/*nvlink=*/topology == 1);
   for (int i = 0; i < nodes; ++i) {
     NodeView node;
     node.name = "node-" + std::to_string(i);
@@ -81,8 +86,8 @@ void Report(benchmark::State& state, const ClusterSnapshot& cluster,
 // many decisions are "no room now" with a reason.
 void BM_SingleRankJobs(benchmark::State& state) {
   std::mt19937 rng(42);
-  const ClusterSnapshot cluster =
-      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
+  const ClusterSnapshot cluster = MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0,
+                                              rng, static_cast<int>(state.range(3)));
   const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
     job.milli_cpus = 1000 << (rng() % 4);
     job.memory_bytes = (int64_t{4} << (rng() % 4)) * kGi;
@@ -109,8 +114,8 @@ BENCHMARK(BM_SingleRankJobs)
 // proc x 1 GPU" (packs onto as few nodes as possible).
 void BM_GangJobs(benchmark::State& state) {
   std::mt19937 rng(42);
-  const ClusterSnapshot cluster =
-      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
+  const ClusterSnapshot cluster = MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0,
+                                              rng, static_cast<int>(state.range(3)));
   int i = 0;
   const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
     const bool one_node = i++ % 2 == 0;
@@ -132,6 +137,7 @@ BENCHMARK(BM_GangJobs)
     ->Args({1000, 1000, 1, 0})
     ->Args({1000, 1000, 0, 1})
     ->Args({1000, 1000, 1, 1})
+    ->Args({1000, 1000, 1, 2})
     ->Unit(benchmark::kMillisecond);
 
 // Args: nodes, jobs, fragmented, topology. Jobs for which the GPU choice
@@ -140,8 +146,8 @@ BENCHMARK(BM_GangJobs)
 // and NUMA nodes half full. 4,000 empty nodes hold all 10,000 jobs.
 void BM_TopologyChoice(benchmark::State& state) {
   std::mt19937 rng(42);
-  const ClusterSnapshot cluster =
-      MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0, rng, state.range(3) != 0);
+  const ClusterSnapshot cluster = MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0,
+                                              rng, static_cast<int>(state.range(3)));
   const auto jobs = MakeJobs(static_cast<int>(state.range(1)), rng, [&](PendingJob& job) {
     const int shape = static_cast<int>(rng() % 5);
     job.procs_per_node = shape == 4 ? 2 : 1;
@@ -154,13 +160,30 @@ void BM_TopologyChoice(benchmark::State& state) {
     benchmark::DoNotOptimize(result);
   }
   Report(state, cluster, jobs);
+  // How good the choices are: the share of 2-GPU sets that are one of the
+  // box's pairs (NVLinked with topology 1, below one switch with 2; the
+  // same pairs either way, so runs without topology compare).
+  int64_t sets = 0, whole = 0;
+  const PlacementResult result = Place(cluster, jobs);
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].gpus != 2) continue;
+    for (const auto& r : result.decisions[j].replicas) {
+      for (size_t p = 0; p + 1 < r.gpu_indices.size(); p += 2) {
+        ++sets;
+        whole += r.gpu_indices[p] / 2 == r.gpu_indices[p + 1] / 2;
+      }
+    }
+  }
+  state.counters["pairs_whole_pct"] = sets == 0 ? 0.0 : 100.0 * static_cast<double>(whole) / sets;
 }
 BENCHMARK(BM_TopologyChoice)
     ->ArgNames({"nodes", "jobs", "fragmented", "topology"})
     ->Args({4000, 10000, 0, 0})
     ->Args({4000, 10000, 0, 1})
+    ->Args({4000, 10000, 0, 2})
     ->Args({1000, 10000, 1, 0})
     ->Args({1000, 10000, 1, 1})
+    ->Args({1000, 10000, 1, 2})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -31,16 +31,16 @@
 // GPU choice within a node (GpuChooser) works on 64-bit masks: a candidate
 // set is one uint64_t, its NVLink closure a few ANDs, its NUMA spread a
 // popcount. It looks, in order, for: a fully linked set inside one NUMA
-// group; a fully linked set across groups; any set inside one group; the
-// fewest groups (largest groups whole, the remainder from the group that
-// fits it best). Fully linked sets are enumerated depth first in index
-// order with a popcount prune and a fixed step budget, so odd topologies
-// cost a bounded amount and the result stays deterministic; on real ones
-// (NVLink pairs or quads, NVSwitch all-to-all) the prune ends every dead
-// branch at once. Sets that are not fully linked are grown greedily: next
-// the GPU linked to the ones already taken, else the one stranding the
-// fewest free peers, else the one that starts a linked group, else the
-// lowest index.
+// group; a fully linked set across groups; any set below one PCIe switch;
+// any set inside one NUMA group; the fewest groups (largest groups whole,
+// the remainder from the group that fits it best). Fully linked sets are enumerated depth first in
+// index order with a popcount prune and a fixed step budget, so odd topologies cost a bounded
+// amount and the result stays deterministic; on real ones (NVLink pairs or quads, NVSwitch
+// all-to-all) the prune ends every dead branch at once. Sets that are not fully linked are grown
+// greedily: next the GPU linked to the ones already taken, else the one stranding the fewest free
+// peers, else one below a PCIe switch already used, else one from the switch that best fits what is
+// still needed (the smallest that holds it, else the largest), else the one that starts a linked
+// group, else the lowest index.
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
@@ -76,13 +76,17 @@ constexpr int kCliqueSearchBudget = 512;
 // GPU where two sets differ wins.
 struct GpuSetScore {
   int32_t numa_groups = 0;
-  int32_t stranded = 0;  // links from the set to free GPUs left outside it
-  int32_t leftover = 0;  // free GPUs left in the NUMA groups the set touches
+  int32_t switches = 0;         // PCIe switch groups the set touches
+  int32_t stranded = 0;         // links from the set to free GPUs left outside it
+  int32_t switch_leftover = 0;  // free GPUs left below the switches it touches
+  int32_t leftover = 0;         // free GPUs left in the NUMA groups it touches
   uint64_t set = 0;
 
   bool BetterThan(const GpuSetScore& o) const {
     if (numa_groups != o.numa_groups) return numa_groups < o.numa_groups;
+    if (switches != o.switches) return switches < o.switches;
     if (stranded != o.stranded) return stranded < o.stranded;
+    if (switch_leftover != o.switch_leftover) return switch_leftover < o.switch_leftover;
     if (leftover != o.leftover) return leftover < o.leftover;
     const uint64_t differ = set ^ o.set;
     return (set & differ & (~differ + 1)) != 0;
@@ -106,7 +110,14 @@ class GpuChooser {
     if (found_) return best_.set;
     SearchCliques(0, 0, free_);  // fully linked, across groups
     if (found_) return best_.set;
-    for (uint64_t group : t_.numa_groups) {  // one group
+    if (t_.switch_groups.size() > 1) {
+      for (uint64_t group : t_.switch_groups) {  // one PCIe switch
+        const uint64_t avail = free_ & group;
+        if (std::popcount(avail) >= k_) Consider(Grow(0, avail, k_));
+      }
+      if (found_) return best_.set;
+    }
+    for (uint64_t group : t_.numa_groups) {  // one NUMA group
       const uint64_t avail = free_ & group;
       if (std::popcount(avail) >= k_) Consider(Grow(0, avail, k_));
     }
@@ -119,12 +130,19 @@ class GpuChooser {
     GpuSetScore score;
     score.set = set;
     uint64_t groups = 0;
+    uint64_t switches = 0;
     for (uint64_t m = set; m != 0; m &= m - 1) {
       const int g = std::countr_zero(m);
       groups |= Bit(t_.group_of[g]);
+      switches |= Bit(t_.switch_of[g]);
       score.stranded += std::popcount(t_.peers[g] & free_ & ~set);
     }
     score.numa_groups = std::popcount(groups);
+    score.switches = std::popcount(switches);
+    for (; switches != 0; switches &= switches - 1) {
+      score.switch_leftover +=
+          std::popcount(t_.switch_groups[std::countr_zero(switches)] & free_ & ~set);
+    }
     for (; groups != 0; groups &= groups - 1) {
       score.leftover += std::popcount(t_.numa_groups[std::countr_zero(groups)] & free_ & ~set);
     }
@@ -153,19 +171,28 @@ class GpuChooser {
   // `chosen` plus `need` GPUs of `avail`. Each next GPU is, by preference:
   // linked to one already chosen; one that would strand the fewest free
   // peers (peers still in `avail` count as strandable only beyond what the
-  // remaining picks can take); one with the most peers left in `avail` (it
-  // starts a linked group the next picks complete); the lowest.
+  // remaining picks can take); one below a PCIe switch already used; one
+  // from the switch that best fits the `need` still open (SwitchFit); one
+  // with the most peers left in `avail` (it starts a linked group the next
+  // picks complete); the lowest.
   uint64_t Grow(uint64_t chosen, uint64_t avail, int need) const {
     avail &= ~chosen;
+    uint64_t used_switches = 0;
+    for (uint64_t m = chosen; m != 0; m &= m - 1)
+      used_switches |= Bit(t_.switch_of[std::countr_zero(m)]);
     for (; need > 0; --need) {
       int best = -1;
-      std::tuple<int, int, int> best_key;
+      std::tuple<int, int, int, int> best_key;
       for (uint64_t m = avail; m != 0; m &= m - 1) {
         const int g = std::countr_zero(m);
         const uint64_t open = t_.peers[g] & free_ & ~chosen;
         const int in_reach = std::popcount(open & avail);
         const int stranded = std::popcount(open & ~avail) + std::max(0, in_reach - (need - 1));
-        const std::tuple<int, int, int> key{(t_.peers[g] & chosen) == 0, stranded, -in_reach};
+        const int fit = (used_switches & Bit(t_.switch_of[g])) != 0
+                            ? std::numeric_limits<int>::min()
+                            : SwitchFit(t_.switch_of[g], avail, need);
+        const std::tuple<int, int, int, int> key{(t_.peers[g] & chosen) == 0, stranded, fit,
+                                                 -in_reach};
         if (best < 0 || key < best_key) {
           best = g;
           best_key = key;
@@ -173,8 +200,17 @@ class GpuChooser {
       }
       chosen |= Bit(best);
       avail &= ~Bit(best);
+      used_switches |= Bit(t_.switch_of[best]);
     }
     return chosen;
+  }
+
+  // How well starting on switch group `s` suits `need` more GPUs of `avail`;
+  // smaller is better: the smallest group that holds them all, else the
+  // largest. Always above INT_MIN, which marks a switch already in use.
+  int SwitchFit(int s, uint64_t avail, int need) const {
+    const int n = std::popcount(avail & t_.switch_groups[s]);
+    return n >= need ? n - kMaxGpusPerNode - 1 : kMaxGpusPerNode - n;
   }
 
   // The fewest NUMA groups: the largest groups whole while the rest does not
@@ -635,8 +671,34 @@ class Placer {
 
 }  // namespace
 
+namespace {
+
+// Groups GPUs by key (-1 and below: one "unknown" group), in order of each
+// group's lowest GPU: scanning GPUs in index order meets each group first at
+// its lowest GPU.
+void GroupBy(std::span<const int32_t> key, std::vector<uint64_t>& groups,
+             std::vector<uint8_t>& group_of) {
+  std::vector<int32_t> group_key;
+  group_of.resize(key.size());
+  for (size_t i = 0; i < key.size(); ++i) {
+    const int32_t k = std::max(key[i], -1);  // all unknowns alike
+    auto it = std::find(group_key.begin(), group_key.end(), k);
+    if (it == group_key.end()) {
+      group_key.push_back(k);
+      groups.push_back(0);
+      it = group_key.end() - 1;
+    }
+    const auto group = static_cast<size_t>(it - group_key.begin());
+    groups[group] |= Bit(static_cast<int>(i));
+    group_of[i] = static_cast<uint8_t>(group);
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const GpuTopology> MakeGpuTopology(std::span<const int32_t> numa_node,
-                                                   std::span<const int32_t> nvlinks) {
+                                                   std::span<const int32_t> nvlinks,
+                                                   std::span<const int32_t> pci_switch) {
   const size_t n = numa_node.size();
   if (n > static_cast<size_t>(kMaxGpusPerNode)) return nullptr;
   auto topology = std::make_shared<GpuTopology>();
@@ -650,22 +712,10 @@ std::shared_ptr<const GpuTopology> MakeGpuTopology(std::span<const int32_t> numa
       }
     }
   }
-  // Groups in order of their lowest GPU: scanning GPUs in index order meets
-  // each group first at its lowest GPU.
-  std::vector<int32_t> group_numa;  // NUMA node of each group so far
-  topology->group_of.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int32_t numa = std::max(numa_node[i], -1);  // all unknowns alike
-    auto it = std::find(group_numa.begin(), group_numa.end(), numa);
-    if (it == group_numa.end()) {
-      group_numa.push_back(numa);
-      topology->numa_groups.push_back(0);
-      it = group_numa.end() - 1;
-    }
-    const auto group = static_cast<size_t>(it - group_numa.begin());
-    topology->numa_groups[group] |= Bit(static_cast<int>(i));
-    topology->group_of[i] = static_cast<uint8_t>(group);
-  }
+  GroupBy(numa_node, topology->numa_groups, topology->group_of);
+  const std::vector<int32_t> unknown(n, -1);
+  GroupBy(pci_switch.size() == n ? pci_switch : std::span<const int32_t>(unknown),
+          topology->switch_groups, topology->switch_of);
   return topology;
 }
 

@@ -16,12 +16,14 @@
 //    reason, so it fails fast instead of waiting forever.
 //  - GPUs within a node (when the node has a GpuTopology and
 //    PlacementOptions::topology_scoring is on): a replica's GPUs are, in
-//    order of preference, fully NVLink-connected (every pair linked), on one
-//    NUMA node, on as few NUMA nodes as possible. Among equals: the choice
-//    that strands the fewest free NVLink peers, then the one that leaves the
-//    fewest free GPUs on the NUMA nodes it touches (best fit, so whole
-//    groups stay free for bigger jobs), then the lowest indices. Without a
-//    topology: the lowest free indices.
+//    order of preference, fully NVLink-connected (every pair linked), below
+//    one PCIe switch, on one NUMA node, on as few NUMA nodes as possible.
+//    Among equals: the fewest PCIe switches, then the choice that strands
+//    the fewest free NVLink peers, then the one that leaves the fewest free
+//    GPUs below the switches it touches, then on the NUMA nodes it touches
+//    (best fit, so whole groups stay free for bigger jobs), then the lowest
+//    indices. Without a topology: the
+//    lowest free indices.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,10 @@ struct GpuTopology {
   std::vector<uint64_t> numa_groups;
   // group_of[i]: index into numa_groups of GPU i.
   std::vector<uint8_t> group_of;
+  // The GPUs below each PCIe switch, likewise; GPUs whose switch is unknown
+  // form one group.
+  std::vector<uint64_t> switch_groups;
+  std::vector<uint8_t> switch_of;
 
   int32_t gpus() const { return static_cast<int32_t>(peers.size()); }
 };
@@ -51,9 +57,12 @@ struct GpuTopology {
 // numa_node[i]: NUMA node of GPU i, -1 when unknown. nvlinks: link counts,
 // gpus x gpus row-major (GpuInfo.nvlinks of each GPU in turn); a pair is
 // linked when either direction counts at least one link; a span of any other
-// size means "no NVLink". Null when there are more than 64 GPUs.
+// size means "no NVLink". pci_switch[i]: any number naming GPU i's PCIe
+// switch (equal numbers, same switch), -1 when unknown; a span of any other
+// size means "unknown" for all. Null when there are more than 64 GPUs.
 std::shared_ptr<const GpuTopology> MakeGpuTopology(std::span<const int32_t> numa_node,
-                                                   std::span<const int32_t> nvlinks);
+                                                   std::span<const int32_t> nvlinks,
+                                                   std::span<const int32_t> pci_switch = {});
 
 struct NodeView {
   std::string name;

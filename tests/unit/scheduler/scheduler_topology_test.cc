@@ -225,6 +225,69 @@ TEST(TopologyChoiceTest, PcieBoxFallsBackToNumaAndIndices) {
   EXPECT_THAT(PlaceOne(Node(2, t, 0b1), Job(1)), ElementsAre(1));
 }
 
+// ---- PCIe switches (no NVLink) ----
+
+// A PCIe server: 8 GPUs, two NUMA nodes, two switches of two GPUs on each.
+std::shared_ptr<const GpuTopology> SwitchBox() {
+  return MakeGpuTopology(std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1, 1}, {},
+                         std::vector<int32_t>{10, 10, 11, 11, 20, 20, 21, 21});
+}
+
+TEST(GpuTopologyTest, SwitchGroupsInOrderOfTheirLowestGpuWithUnknownsTogether) {
+  auto t = MakeGpuTopology(std::vector<int32_t>(5, 0), {}, std::vector<int32_t>{7, -1, 3, 7, -1});
+  ASSERT_THAT(t, NotNull());
+  EXPECT_THAT(t->switch_groups, ElementsAre(0b01001, 0b10010, 0b00100));
+  EXPECT_THAT(t->switch_of, ElementsAre(0, 1, 2, 0, 1));
+  // Not given, or of the wrong size: one unknown switch.
+  EXPECT_THAT(MakeGpuTopology(std::vector<int32_t>(3, 0), {})->switch_groups, ElementsAre(0b111));
+  EXPECT_THAT(MakeGpuTopology(std::vector<int32_t>(3, 0), {}, std::vector<int32_t>{1})->switch_of,
+              ElementsAre(0, 0, 0));
+}
+
+TEST(TopologyChoiceTest, TwoGpusStayBelowOneSwitch) {
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox()), Job(2)), ElementsAre(0, 1));
+  // GPU 0 taken: 1-2 would be lowest and on one NUMA node, but crosses the
+  // CPU; 2-3 share a switch.
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1), Job(2)), ElementsAre(2, 3));
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1), Job(1, 2)), ElementsAre(2, 3));
+  // GPUs 0 and 3 taken: no free pair on NUMA 0 shares a switch; NUMA 1 has.
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1001), Job(2)), ElementsAre(4, 5));
+}
+
+TEST(TopologyChoiceTest, OneGpuFillsABrokenSwitchFirst) {
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1), Job(1)), ElementsAre(1));
+  // GPU 2 taken: 3 is alone below its switch; 0 would break the free pair.
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b0100), Job(1)), ElementsAre(3));
+  // One-GPU jobs in turn pack switch by switch.
+  EXPECT_THAT(PlaceAll({Node(8, SwitchBox(), 0b0100)}, {Job(1), Job(1), Job(1)}),
+              ElementsAre(ElementsAre(3), ElementsAre(0), ElementsAre(1)));
+}
+
+TEST(TopologyChoiceTest, FourGpusTakeWholeSwitchesOnOneNumaNode) {
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox()), Job(4)), ElementsAre(0, 1, 2, 3));
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1), Job(4)), ElementsAre(4, 5, 6, 7));
+  // Three on NUMA 0 after GPU 0 went: the pair below one switch, plus one.
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b1), Job(3)), ElementsAre(1, 2, 3));
+  EXPECT_THAT(PlaceOne(Node(8, SwitchBox(), 0b10000001), Job(3)), ElementsAre(1, 2, 3));
+}
+
+TEST(TopologyChoiceTest, SpillsIntoTheSwitchThatFitsTheRest) {
+  // One NUMA node; switches of 4 (0-3), 2 (4-5) and 1 (6) free GPUs. Five
+  // GPUs: the whole large switch, then the single one, so the free pair
+  // below switch 4-5 stays whole.
+  auto t =
+      MakeGpuTopology(std::vector<int32_t>(7, 0), {}, std::vector<int32_t>{1, 1, 1, 1, 2, 2, 3});
+  EXPECT_THAT(PlaceOne(Node(7, t), Job(5)), ElementsAre(0, 1, 2, 3, 6));
+}
+
+TEST(TopologyChoiceTest, NvlinkStillBeatsASharedSwitch) {
+  // Switches pair 0-1 and 2-3, but NVLink pairs 1-2 and 0-3.
+  auto t = MakeGpuTopology(std::vector<int32_t>(4, 0), Links(4, {{1, 2}, {0, 3}}),
+                           std::vector<int32_t>{1, 1, 2, 2});
+  EXPECT_THAT(PlaceOne(Node(4, t), Job(2)), ElementsAre(0, 3));
+  EXPECT_THAT(PlaceOne(Node(4, t, 0b1), Job(2)), ElementsAre(1, 2));
+}
+
 TEST(TopologyChoiceTest, UnknownNumaIsOneGroup) {
   auto t = MakeGpuTopology(std::vector<int32_t>(4, -1), Links(4, {{1, 2}}));
   EXPECT_THAT(PlaceOne(Node(4, t), Job(2)), ElementsAre(1, 2));
@@ -252,7 +315,8 @@ TEST(TopologyChoiceTest, SixtyFourGpusAllLinkedStaysFastAndCorrect) {
 // Random wirings and free masks: every choice has the right size, uses only
 // free GPUs, and is never worse than the lowest free indices on the
 // preferences (a fully linked set when the lowest one is; no more NUMA
-// nodes than the lowest one when neither is fully linked).
+// nodes than the lowest one when neither is fully linked, and one PCIe
+// switch when the lowest one is on one).
 TEST(TopologyChoicePropertyTest, NeverWorseThanLowestIndicesOnRandomWirings) {
   std::mt19937 rng(7);
   for (int round = 0; round < 3000; ++round) {
@@ -266,7 +330,12 @@ TEST(TopologyChoicePropertyTest, NeverWorseThanLowestIndicesOnRandomWirings) {
         if (rng() % 3 == 0) links[i * n + j] = links[j * n + i] = 1;
       }
     }
-    auto t = MakeGpuTopology(numa, links);
+    // PCIe switches inside the NUMA nodes: each node's GPUs split in two at
+    // a random point (one switch when the split is at an end).
+    std::vector<int32_t> pci_switch(n);
+    const int split = static_cast<int>(rng() % (n + 1));
+    for (int i = 0; i < n; ++i) pci_switch[i] = numa[i] * 2 + (i >= split ? 1 : 0);
+    auto t = MakeGpuTopology(numa, links, pci_switch);
     const uint64_t busy = rng() & ((uint64_t{1} << n) - 1);
     const int free = n - std::popcount(busy);
     if (free == 0) continue;
@@ -293,10 +362,18 @@ TEST(TopologyChoicePropertyTest, NeverWorseThanLowestIndicesOnRandomWirings) {
       for (int32_t g : gpus) nodes |= uint64_t{1} << numa[g];
       return std::popcount(nodes);
     };
+    auto switches = [&](const std::vector<int32_t>& gpus) {
+      uint64_t used = 0;
+      for (int32_t g : gpus) used |= uint64_t{1} << pci_switch[g];
+      return std::popcount(used);
+    };
     if (clique(lowest)) {
       EXPECT_TRUE(clique(chosen)) << "round " << round;
     } else if (!clique(chosen)) {
       EXPECT_LE(spread(chosen), spread(lowest)) << "round " << round;
+      if (switches(lowest) == 1) {
+        EXPECT_EQ(switches(chosen), 1) << "round " << round;
+      }
     }
   }
 }

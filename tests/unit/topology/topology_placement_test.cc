@@ -103,5 +103,22 @@ TEST(TopologyPlacementTest, PcieBox) {
   EXPECT_THAT(GpusFor(View(inv, 0b1), 1), ElementsAre(1));
 }
 
+// An 8-GPU PCIe server (no NVLink): two NUMA nodes, two switches of two
+// GPUs on each. Pairs stay below one switch, so their traffic does not
+// cross the CPU.
+TEST(TopologyPlacementTest, PcieSwitchServer) {
+  const v1::NodeInventory inv = Inventory("pcie_switches.xml");
+  auto topology = coordinator::GpuTopologyFromInventory(inv);
+  ASSERT_THAT(topology, NotNull());
+  EXPECT_THAT(topology->switch_groups, ElementsAre(0x03, 0x0c, 0x30, 0xc0));
+  EXPECT_THAT(topology->numa_groups, ElementsAre(0x0f, 0xf0));
+  EXPECT_THAT(GpusFor(View(inv), 2), ElementsAre(0, 1));
+  EXPECT_THAT(GpusFor(View(inv, 0b1), 2), ElementsAre(2, 3));  // not 1-2
+  EXPECT_THAT(GpusFor(View(inv, 0b1001), 2), ElementsAre(4, 5));
+  EXPECT_THAT(GpusFor(View(inv, 0b0100), 1), ElementsAre(3));  // keeps 0-1 whole
+  EXPECT_THAT(GpusFor(View(inv, 0b1), 4), ElementsAre(4, 5, 6, 7));
+  EXPECT_EQ(gpu::CpuSetForGpus(inv, std::vector<int>{2, 3}), "0-7");
+}
+
 }  // namespace
 }  // namespace gangway
