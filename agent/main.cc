@@ -66,27 +66,29 @@ int main(int argc, char** argv) {
   }
   const v1::NodeInventory& host = detected->inventory;
 
-  v1::NodeInventory inv = host;
-  if (!cpus.empty() || !memory.empty() || gpus >= 0) {
-    auto parse = [](auto fn, const std::string& text, int64_t fallback,
-                    const char* flag) -> int64_t {
-      if (text.empty()) return fallback;
-      auto v = fn(text);
-      if (!v.ok()) {
-        std::cerr << "gangway-agent: " << flag << ": " << v.status().message() << "\n";
-        std::exit(2);
-      }
-      return *v;
-    };
-    inv = agent::SimulatedInventory(
-        parse(common::ParseMilliCpus, cpus, host.milli_cpus(), "--cpus"),
-        parse(common::ParseBytes, memory, host.memory_bytes(), "--memory"), std::max(0, gpus),
-        gpu_model, parse(common::ParseBytes, gpu_memory, 0, "--gpu-memory"));
-    if (gpus > 64) {
-      std::cerr << "gangway-agent: --gpus: at most 64 GPUs per node\n";
-      return 2;
+  // --cpus and --memory replace only what they name, so a --topology
+  // machine (or this one) can offer less than it has and keep its GPUs;
+  // --gpus replaces the GPUs with simulated ones.
+  auto parse = [](auto fn, const std::string& text, const char* flag) -> int64_t {
+    auto v = fn(text);
+    if (!v.ok()) {
+      std::cerr << "gangway-agent: " << flag << ": " << v.status().message() << "\n";
+      std::exit(2);
     }
+    return *v;
+  };
+  v1::NodeInventory inv = host;
+  if (gpus > 64) {
+    std::cerr << "gangway-agent: --gpus: at most 64 GPUs per node\n";
+    return 2;
   }
+  if (gpus >= 0) {
+    inv = agent::SimulatedInventory(
+        host.milli_cpus(), host.memory_bytes(), gpus, gpu_model,
+        gpu_memory.empty() ? 0 : parse(common::ParseBytes, gpu_memory, "--gpu-memory"));
+  }
+  if (!cpus.empty()) inv.set_milli_cpus(parse(common::ParseMilliCpus, cpus, "--cpus"));
+  if (!memory.empty()) inv.set_memory_bytes(parse(common::ParseBytes, memory, "--memory"));
   if (print_inventory) {
     std::string json;
     google::protobuf::util::JsonPrintOptions o;

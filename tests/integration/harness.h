@@ -346,6 +346,7 @@ struct ClusterOptions {
   std::string agent_cpus = "2";
   std::string agent_memory = "4Gi";
   int agent_gpus = 0;
+  std::vector<std::string> agent_flags;  // appended to every agent's command line
   std::vector<std::string> coordinator_flags = {
       "--node-timeout", "1", "--heartbeat-interval", "0.2", "--stop-grace", "1"};
 };
@@ -441,6 +442,7 @@ class Cluster {
       argv.insert(argv.end(),
                   {"--gpus", std::to_string(options_.agent_gpus), "--gpu-model", "H100"});
     }
+    argv.insert(argv.end(), options_.agent_flags.begin(), options_.agent_flags.end());
     agents_[i] = Process::Spawn(argv, dir_.Sub(name + ".out"), dir_.Sub(name + ".log"),
                                 {{"GANGWAY_IT_TAG", dir_.Name()}});
     if (!agents_[i]) return ::testing::AssertionFailure() << "cannot spawn agent " << name;
