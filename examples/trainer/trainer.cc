@@ -19,7 +19,8 @@
 //         LOCAL_RANK's when several are visible); rank 0 creates the NCCL
 //         unique id and the rendezvous hands it out. The model is tiny, so
 //         the gradient is computed on the host and only the all-reduce runs
-//         on the GPU. CUDA and NCCL are loaded with dlopen, so one binary
+//         on the GPU. The CUDA driver API and NCCL are loaded with dlopen
+//         (no CUDA runtime or toolkit is needed at run time), so one binary
 //         runs on CPU-only nodes with --backend gloo; the backend is only
 //         compiled when the CUDA and NCCL headers were found at build time.
 //
@@ -48,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gloo/allreduce.h"
 #include "gloo/math.h"
 #include "gloo/rendezvous/context.h"
@@ -57,7 +59,7 @@
 #include "gpu/rendezvous/rendezvous_client.h"
 
 #ifdef GANGWAY_TRAINER_NCCL
-#include <cuda_runtime_api.h>
+#include <cuda.h>
 #include <dlfcn.h>
 #include <nccl.h>
 
@@ -261,17 +263,26 @@ const char* DlError() {
   return err != nullptr ? err : "unknown error";
 }
 
-// The CUDA runtime and NCCL entry points the trainer uses, from dlopen.
+// The CUDA driver API and NCCL entry points the trainer uses, from dlopen.
+// The driver API (libcuda.so.1, installed with the driver) rather than the
+// runtime, so a GPU node needs no CUDA toolkit of a version its driver
+// supports: NCCL carries its own runtime, which adopts the context made
+// current here.
 struct GpuApi {
-  cudaError_t (*set_device)(int) = nullptr;
-  cudaError_t (*get_device_count)(int*) = nullptr;
-  cudaError_t (*malloc)(void**, size_t) = nullptr;
-  cudaError_t (*free)(void*) = nullptr;
-  cudaError_t (*memcpy)(void*, const void*, size_t, cudaMemcpyKind) = nullptr;
-  cudaError_t (*stream_create)(cudaStream_t*) = nullptr;
-  cudaError_t (*stream_synchronize)(cudaStream_t) = nullptr;
-  cudaError_t (*stream_destroy)(cudaStream_t) = nullptr;
-  const char* (*cuda_error)(cudaError_t) = nullptr;
+  CUresult (*init)(unsigned int) = nullptr;
+  CUresult (*device_get_count)(int*) = nullptr;
+  CUresult (*device_get)(CUdevice*, int) = nullptr;
+  CUresult (*primary_ctx_retain)(CUcontext*, CUdevice) = nullptr;
+  CUresult (*primary_ctx_release)(CUdevice) = nullptr;
+  CUresult (*ctx_set_current)(CUcontext) = nullptr;
+  CUresult (*mem_alloc)(CUdeviceptr*, size_t) = nullptr;
+  CUresult (*mem_free)(CUdeviceptr) = nullptr;
+  CUresult (*memcpy_htod)(CUdeviceptr, const void*, size_t) = nullptr;
+  CUresult (*memcpy_dtoh)(void*, CUdeviceptr, size_t) = nullptr;
+  CUresult (*stream_create)(CUstream*, unsigned int) = nullptr;
+  CUresult (*stream_synchronize)(CUstream) = nullptr;
+  CUresult (*stream_destroy)(CUstream) = nullptr;
+  CUresult (*error_string)(CUresult, const char**) = nullptr;
   ncclResult_t (*comm_init_rank)(ncclComm_t*, int, ncclUniqueId, int) = nullptr;
   ncclResult_t (*all_reduce)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,
                              cudaStream_t) = nullptr;
@@ -279,44 +290,55 @@ struct GpuApi {
   const char* (*nccl_error)(ncclResult_t) = nullptr;
 
   absl::Status Load() {
-    const std::string cudart = absl::StrCat("libcudart.so.", CUDART_VERSION / 1000);
-    void* rt = ::dlopen(cudart.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (rt == nullptr) {
-      const std::string why = DlError();  // about the versioned name, the one expected
-      rt = ::dlopen("libcudart.so", RTLD_NOW | RTLD_LOCAL);
-      if (rt == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat("cannot load ", cudart, ": ", why));
-      }
+    void* cuda = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (cuda == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot load libcuda.so.1 (the NVIDIA driver): ", DlError()));
     }
     void* nccl = ::dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (nccl == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat("cannot load libnccl.so.2: ", DlError()));
     }
-    bool ok = true;
-    auto sym = [&ok](void* lib, const char* name, auto& fn) {
+    std::vector<std::string> missing;
+    auto sym = [&missing](void* lib, const char* name, auto& fn) {
       fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
-      ok &= fn != nullptr;
+      if (fn == nullptr) missing.push_back(name);
     };
-    sym(rt, "cudaSetDevice", set_device);
-    sym(rt, "cudaGetDeviceCount", get_device_count);
-    sym(rt, "cudaMalloc", malloc);
-    sym(rt, "cudaFree", free);
-    sym(rt, "cudaMemcpy", memcpy);
-    sym(rt, "cudaStreamCreate", stream_create);
-    sym(rt, "cudaStreamSynchronize", stream_synchronize);
-    sym(rt, "cudaStreamDestroy", stream_destroy);
-    sym(rt, "cudaGetErrorString", cuda_error);
+    // The versioned names are what cuda.h maps the plain ones to.
+    sym(cuda, "cuInit", init);
+    sym(cuda, "cuDeviceGetCount", device_get_count);
+    sym(cuda, "cuDeviceGet", device_get);
+    sym(cuda, "cuDevicePrimaryCtxRetain", primary_ctx_retain);
+    sym(cuda, "cuDevicePrimaryCtxRelease_v2", primary_ctx_release);
+    sym(cuda, "cuCtxSetCurrent", ctx_set_current);
+    sym(cuda, "cuMemAlloc_v2", mem_alloc);
+    sym(cuda, "cuMemFree_v2", mem_free);
+    sym(cuda, "cuMemcpyHtoD_v2", memcpy_htod);
+    sym(cuda, "cuMemcpyDtoH_v2", memcpy_dtoh);
+    sym(cuda, "cuStreamCreate", stream_create);
+    sym(cuda, "cuStreamSynchronize", stream_synchronize);
+    sym(cuda, "cuStreamDestroy_v2", stream_destroy);
+    sym(cuda, "cuGetErrorString", error_string);
     sym(nccl, "ncclCommInitRank", comm_init_rank);
     sym(nccl, "ncclAllReduce", all_reduce);
     sym(nccl, "ncclCommDestroy", comm_destroy);
     sym(nccl, "ncclGetErrorString", nccl_error);
-    if (!ok) return absl::FailedPreconditionError("the CUDA runtime or NCCL lacks a symbol");
+    if (!missing.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the CUDA driver or NCCL lacks ", absl::StrJoin(missing, ", ")));
+    }
     return absl::OkStatus();
   }
 
-  absl::Status Cuda(cudaError_t rc, const char* what) const {
-    if (rc == cudaSuccess) return absl::OkStatus();
-    return absl::UnavailableError(absl::StrCat(what, ": ", cuda_error(rc)));
+  absl::Status Cuda(CUresult rc, const char* what) const {
+    if (rc == CUDA_SUCCESS) return absl::OkStatus();
+    const char* text = nullptr;
+    if (error_string(rc, &text) != CUDA_SUCCESS || text == nullptr) {
+      // The toolkit's stub libcuda cannot name its own error.
+      text = rc == CUDA_ERROR_STUB_LIBRARY ? "a CUDA stub library, not a driver, was loaded"
+                                           : "unknown CUDA error";
+    }
+    return absl::UnavailableError(absl::StrCat(what, ": ", text, " (CUDA error ", rc, ")"));
   }
   absl::Status Nccl(ncclResult_t rc, const char* what) const {
     if (rc == ncclSuccess) return absl::OkStatus();
@@ -331,14 +353,25 @@ class NcclCollective final : public Collective {
     auto out = std::unique_ptr<NcclCollective>(new NcclCollective());
     GpuApi& api = out->api_;
     if (absl::Status s = api.Load(); !s.ok()) return s;
+    if (absl::Status s = api.Cuda(api.init(0), "cuInit"); !s.ok()) return s;
     int devices = 0;
-    if (absl::Status s = api.Cuda(api.get_device_count(&devices), "cudaGetDeviceCount"); !s.ok()) {
+    if (absl::Status s = api.Cuda(api.device_get_count(&devices), "cuDeviceGetCount"); !s.ok()) {
       return s;
     }
     if (devices < 1) return absl::FailedPreconditionError("no GPU visible to this rank");
     const char* local = std::getenv("LOCAL_RANK");
-    const int device = devices == 1 || local == nullptr ? 0 : std::atoi(local) % devices;
-    if (absl::Status s = api.Cuda(api.set_device(device), "cudaSetDevice"); !s.ok()) return s;
+    const int ordinal = devices == 1 || local == nullptr ? 0 : std::atoi(local) % devices;
+    if (absl::Status s = api.Cuda(api.device_get(&out->device_, ordinal), "cuDeviceGet"); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = api.Cuda(api.primary_ctx_retain(&out->context_, out->device_),
+                                  "cuDevicePrimaryCtxRetain");
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = api.Cuda(api.ctx_set_current(out->context_), "cuCtxSetCurrent"); !s.ok()) {
+      return s;
+    }
 
     absl::StatusOr<gpu::NcclUniqueIdBytes> id =
         gpu::ExchangeNcclUniqueId(client, std::chrono::seconds(o.timeout_s));
@@ -347,11 +380,11 @@ class NcclCollective final : public Collective {
     static_assert(sizeof(nccl_id) == gpu::kNcclUniqueIdBytes);
     std::memcpy(&nccl_id, id->data(), sizeof(nccl_id));
 
-    if (absl::Status s = api.Cuda(api.stream_create(&out->stream_), "cudaStreamCreate"); !s.ok()) {
+    if (absl::Status s = api.Cuda(api.stream_create(&out->stream_, 0), "cuStreamCreate"); !s.ok()) {
       return s;
     }
     if (absl::Status s =
-            api.Cuda(api.malloc(&out->buffer_, elements * sizeof(double)), "cudaMalloc");
+            api.Cuda(api.mem_alloc(&out->buffer_, elements * sizeof(double)), "cuMemAlloc");
         !s.ok()) {
       return s;
     }
@@ -367,37 +400,40 @@ class NcclCollective final : public Collective {
 
   ~NcclCollective() override {
     if (comm_ != nullptr) api_.comm_destroy(comm_);
-    if (buffer_ != nullptr) api_.free(buffer_);
+    if (buffer_ != 0) api_.mem_free(buffer_);
     if (stream_ != nullptr) api_.stream_destroy(stream_);
+    if (context_ != nullptr) api_.primary_ctx_release(device_);
   }
 
   absl::Status AllReduceSum(std::span<double> data) override {
     if (data.size() > elements_) return absl::InternalError("all-reduce larger than its buffer");
     const size_t bytes = data.size_bytes();
-    if (absl::Status s =
-            api_.Cuda(api_.memcpy(buffer_, data.data(), bytes, cudaMemcpyHostToDevice), "H2D");
+    if (absl::Status s = api_.Cuda(api_.memcpy_htod(buffer_, data.data(), bytes), "cuMemcpyHtoD");
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = api_.Nccl(
-            api_.all_reduce(buffer_, buffer_, data.size(), ncclDouble, ncclSum, comm_, stream_),
-            "ncclAllReduce");
+    void* device_buffer = reinterpret_cast<void*>(static_cast<uintptr_t>(buffer_));
+    if (absl::Status s = api_.Nccl(api_.all_reduce(device_buffer, device_buffer, data.size(),
+                                                   ncclDouble, ncclSum, comm_, stream_),
+                                   "ncclAllReduce");
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = api_.Cuda(api_.stream_synchronize(stream_), "cudaStreamSynchronize");
+    if (absl::Status s = api_.Cuda(api_.stream_synchronize(stream_), "cuStreamSynchronize");
         !s.ok()) {
       return s;
     }
-    return api_.Cuda(api_.memcpy(data.data(), buffer_, bytes, cudaMemcpyDeviceToHost), "D2H");
+    return api_.Cuda(api_.memcpy_dtoh(data.data(), buffer_, bytes), "cuMemcpyDtoH");
   }
 
  private:
   NcclCollective() = default;
   GpuApi api_;
+  CUdevice device_ = 0;
+  CUcontext context_ = nullptr;  // the device's primary context, retained
   ncclComm_t comm_ = nullptr;
-  cudaStream_t stream_ = nullptr;
-  void* buffer_ = nullptr;  // device memory, freed in the destructor
+  CUstream stream_ = nullptr;
+  CUdeviceptr buffer_ = 0;  // device memory, freed in the destructor
   size_t elements_ = 0;
 };
 #endif  // GANGWAY_TRAINER_NCCL

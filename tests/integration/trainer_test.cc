@@ -106,27 +106,64 @@ TEST(TrainerIntegration, GlooDataParallelAcrossTwoAgents) {
   }
 }
 
-// The NCCL backend on a node without a GPU (the CUDA runtime and NCCL may
-// be installed; the driver and device are not): a rank must exit 1 at once
-// with an error naming the CUDA/NCCL step, and the job must fail on that,
-// not wait for its deadline. Where a GPU is present the job would
-// succeed; the real-GPU checks cover that case.
-TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
+// Why the NCCL backend cannot be tried here ("" when it can): not built,
+// or built without the backend.
+std::string NcclBackendMissing() {
   if (!std::filesystem::exists(TrainerBinary())) {
-    GTEST_SKIP() << TrainerBinary() << " was not built (it needs Gloo and OpenSSL)";
+    return TrainerBinary() + " was not built (it needs Gloo and OpenSSL)";
   }
-  if (std::filesystem::exists("/dev/nvidia0") || std::filesystem::exists("/dev/nvidiactl")) {
-    GTEST_SKIP() << "a GPU is present: there the NCCL job would succeed";
+  TempDir dir;
+  RunResult help = RunCommand(dir, {TrainerBinary(), "--help"});
+  if (help.code != 0) return "gangway-trainer --help failed: " + help.err;
+  // The --backend help names nccl's use only when the backend is compiled in.
+  if (help.out.find("nccl (one GPU per rank)") == std::string::npos) {
+    return "gangway-trainer was built without the NCCL backend";
   }
-  {
-    TempDir dir;
-    RunResult help = RunCommand(dir, {TrainerBinary(), "--help"});
-    ASSERT_EQ(help.code, 0) << help.err;
-    // The --backend help names nccl's use only when the backend is compiled in.
-    if (help.out.find("nccl (one GPU per rank)") == std::string::npos) {
-      GTEST_SKIP() << "gangway-trainer was built without the NCCL backend:\n" << help.out;
-    }
+  return "";
+}
+
+bool GpuPresent() {
+  return std::filesystem::exists("/dev/nvidia0") || std::filesystem::exists("/dev/nvidiactl");
+}
+
+// The NCCL backend against the CUDA toolkit's stub driver (libcuda.so from
+// lib64/stubs, which has every entry point and answers each call with
+// CUDA_ERROR_STUB_LIBRARY): every driver and NCCL symbol the trainer needs
+// must bind, and the first call must fail with the driver's code, not
+// crash. This is as far as the GPU path goes without a GPU.
+TEST(TrainerIntegration, NcclBindsTheDriverApiOfTheCudaStub) {
+  if (std::string why = NcclBackendMissing(); !why.empty()) GTEST_SKIP() << why;
+  const std::string stub = "/usr/local/cuda/lib64/stubs/libcuda.so";
+  if (!std::filesystem::exists(stub)) GTEST_SKIP() << "no CUDA stub driver at " << stub;
+  TempDir dir;
+  // The trainer asks for the driver's soname.
+  std::filesystem::create_symlink(stub, dir.Sub("libcuda.so.1"));
+  RunResult run = RunCommand(dir, {TrainerBinary(), "--backend", "nccl", "--steps", "1"}, 20s,
+                             {{"LD_LIBRARY_PATH", dir.path()},
+                              {"RANK", "0"},
+                              {"WORLD_SIZE", "1"},
+                              {"LOCAL_RANK", "0"},
+                              {"MASTER_ADDR", "127.0.0.1"},
+                              {"GANGWAY_RDZV", "127.0.0.1:1"},
+                              {"GANGWAY_JOB", "stub"},
+                              {"GANGWAY_ATTEMPT", "1"}});
+  if (run.err.find("cannot load libnccl.so.2") != std::string::npos) {
+    GTEST_SKIP() << "NCCL is not installed here: " << run.err;
   }
+  EXPECT_EQ(run.code, 1) << run.err;
+  EXPECT_EQ(run.err.find("lacks"), std::string::npos) << "a symbol did not bind: " << run.err;
+  EXPECT_NE(run.err.find("cuInit: "), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("(CUDA error 34)"), std::string::npos) << run.err;  // STUB_LIBRARY
+}
+
+// The NCCL backend on a node without a GPU (NCCL may be installed; the
+// driver and device are not): a rank must exit 1 at once with an error
+// naming the CUDA/NCCL step, and the job must fail on that, not wait for its
+// deadline. Where a GPU is present the job would succeed; the real-GPU
+// check (scripts/gpu-check) covers that case.
+TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
+  if (std::string why = NcclBackendMissing(); !why.empty()) GTEST_SKIP() << why;
+  if (GpuPresent()) GTEST_SKIP() << "a GPU is present: there the NCCL job would succeed";
   ClusterOptions options;
   options.agents = 1;
   Cluster cluster(options);
@@ -160,8 +197,9 @@ TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
 
   // Both ranks fail the same way; whichever exits first fails the job and
   // the other is stopped (143) before it may print. Every rank that exited
-  // 1 names the step. Which step depends on what the node lacks: the runtime
-  // or NCCL (cannot load ...), or the driver or device (cudaGetDeviceCount).
+  // 1 names the step. Which step depends on what the node lacks: the driver
+  // or NCCL (cannot load ...), or a working driver or device (cuInit,
+  // cuDeviceGetCount).
   ASSERT_EQ(job.ranks_size(), 2);
   int failed = 0;
   for (const auto& r : job.ranks()) {
@@ -172,7 +210,8 @@ TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
     if (r.exit_code() != 1) continue;
     ++failed;
     EXPECT_TRUE(log->find("gangway-trainer: ") != std::string::npos &&
-                (log->find("cudaGetDeviceCount: ") != std::string::npos ||
+                (log->find("cuInit: ") != std::string::npos ||
+                 log->find("cuDeviceGetCount: ") != std::string::npos ||
                  log->find("cannot load ") != std::string::npos ||
                  log->find("no GPU visible") != std::string::npos))
         << "rank " << r.rank() << " log:\n"
