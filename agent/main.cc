@@ -40,9 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--address", options.address,
                  "address ranks use to reach this node (MASTER_ADDR); default: the node name");
   app.add_option("--state", options.state_dir, "directory for rank logs");
-  app.add_option("--cpus", cpus, "simulate this many cores (e.g. 8 or 500m)");
-  app.add_option("--memory", memory, "simulate this much memory (e.g. 64Gi)");
-  app.add_option("--gpus", gpus, "simulate this many GPUs");
+  app.add_option("--cpus", cpus, "offer this many cores instead of those detected (e.g. 8 or 500m)");
+  app.add_option("--memory", memory, "offer this much memory instead of that detected (e.g. 64Gi)");
+  app.add_option("--gpus", gpus, "simulate this many GPUs instead of those detected");
   app.add_option("--gpu-model", gpu_model, "model name of simulated GPUs");
   app.add_option("--gpu-memory", gpu_memory, "memory of each simulated GPU");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     std::string json;
     google::protobuf::util::JsonPrintOptions o;
     o.add_whitespace = true;
+    o.always_print_primitive_fields = true;  // index 0 and NUMA node 0 too
     (void)google::protobuf::util::MessageToJsonString(inv, &json, o);
     std::cout << json;
     return 0;
