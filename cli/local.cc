@@ -16,6 +16,7 @@
 #include "cli/sweeps.h"
 #include "common/spec.h"
 #include "coordinator/server.h"
+#include "gpu/inventory.h"
 
 namespace gangway::cli {
 namespace {
@@ -89,6 +90,28 @@ int RunLocal(const LocalOptions& options, std::ostream& out, std::ostream& err) 
     memory = *v;
   }
 
+  if (!options.node_topology.empty() && options.node_gpus != 0) {
+    err << "error: --node-topology and --node-gpus: give one (the topology has its own GPUs)\n";
+    return 2;
+  }
+  v1::NodeInventory node_inventory;
+  if (options.node_topology.empty()) {
+    node_inventory = agent::SimulatedInventory(cpus, memory, options.node_gpus, "simulated-gpu",
+                                               int64_t{16} << 30);
+  } else {
+    gpu::InventoryOptions detect;
+    detect.topology_xml = options.node_topology;
+    absl::StatusOr<v1::NodeInventory> described = gpu::DetectInventory(detect);
+    if (!described.ok()) {
+      err << "error: --node-topology: " << described.status().message() << "\n";
+      return 2;
+    }
+    node_inventory = *std::move(described);
+    if (!options.node_cpus.empty()) node_inventory.set_milli_cpus(cpus);
+    if (!options.node_memory.empty()) node_inventory.set_memory_bytes(memory);
+    cpus = node_inventory.milli_cpus();
+  }
+
   coordinator::ServerOptions server_options;
   server_options.listen = options.listen;
   server_options.state_dir = options.state_dir;
@@ -105,8 +128,7 @@ int RunLocal(const LocalOptions& options, std::ostream& out, std::ostream& err) 
     a.name = absl::StrCat("local-", i);
     a.address = "127.0.0.1";
     a.state_dir = (std::filesystem::path(options.state_dir) / "agents" / a.name).string();
-    a.inventory = agent::SimulatedInventory(cpus, memory, options.node_gpus, "simulated-gpu",
-                                            int64_t{16} << 30);
+    a.inventory = node_inventory;
     agents.push_back(std::make_unique<agent::Agent>(std::move(a)));
     agents.back()->Start();
   }

@@ -15,6 +15,10 @@ struct LocalOptions {
   std::string node_cpus;    // default: max(2, host cores / nodes)
   std::string node_memory;  // default: host memory / nodes
   int node_gpus = 0;        // simulated GPUs per node
+  // An hwloc XML topology (with its .links) every node describes instead:
+  // its GPUs, NUMA nodes, switches and links, and its cores and memory
+  // unless node_cpus / node_memory say otherwise. Excludes node_gpus.
+  std::string node_topology;
   std::string state_dir = ".gangway/local";
   std::string listen = "127.0.0.1:0";
   bool show_logs = true;

@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
                     "cores per node (default max(2, cores / nodes))");
   local->add_option("--node-memory", local_options.node_memory, "memory per node");
   local->add_option("--node-gpus", local_options.node_gpus, "simulated GPUs per node");
+  local->add_option("--node-topology", local_options.node_topology,
+                    "every node describes this hwloc XML topology (GPUs, NUMA, links)");
   local->add_option("--state", local_options.state_dir, "state directory (default .gangway/local)");
   local->add_flag("!--no-logs", local_options.show_logs, "do not print the ranks' output");
   CLI11_PARSE(app, argc, argv);

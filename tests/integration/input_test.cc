@@ -185,6 +185,30 @@ TEST_F(LocalIntegration, HelloRunsFourRanks) {
   EXPECT_EQ(ranks, 4) << r.out;
 }
 
+TEST_F(LocalIntegration, NodeTopologyGivesEveryNodeTheFilesGpus) {
+  // Two 4-GPU ranks on one DGX-like node: each gets one NUMA node's GPUs.
+  const std::string spec = dir_.Sub("gpus.yaml");
+  WriteFile(spec,
+            "name: gpus\nreplicas: 1\nprocsPerNode: 2\nresources:\n  cpus: 1\n  gpus: 4\n"
+            "command: [sh, -c, 'echo \"rank $RANK gpus $CUDA_VISIBLE_DEVICES\"']\n");
+  RunResult r =
+      Local({spec, "--nodes", "1", "--node-topology",
+             SourcePath("tests/data/topologies/dgx_like.xml"), "--state", dir_.Sub("state")});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 nodes of 16 cpus"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rank 0 gpus 0,1,2,3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rank 1 gpus 4,5,6,7"), std::string::npos) << r.out;
+
+  // The topology has its own GPUs; a missing file is named.
+  r = Local({spec, "--node-topology", SourcePath("tests/data/topologies/dgx_like.xml"),
+             "--node-gpus", "2", "--state", dir_.Sub("state2")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--node-topology and --node-gpus"), std::string::npos) << r.err;
+  r = Local({spec, "--node-topology", dir_.Sub("missing.xml"), "--state", dir_.Sub("state3")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing.xml"), std::string::npos) << r.err;
+}
+
 TEST_F(LocalIntegration, FailingSpecExitsNonZero) {
   const std::string spec = dir_.Sub("fail.yaml");
   WriteFile(spec,

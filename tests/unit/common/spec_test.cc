@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -511,6 +514,22 @@ TEST(ParseJobSpecFuzzTest, MutationsNeverCrash) {
   // The mutations should leave a fair share valid, or the loop tests little.
   EXPECT_GT(ok, 50);
   EXPECT_LT(ok, 1950);
+}
+
+// The shipped job examples are what users copy first: each must load.
+TEST(SpecTest, EveryExampleJobLoads) {
+  int loaded = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(GANGWAY_SOURCE_DIR) + "/examples/jobs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    absl::StatusOr<ParsedJobSpec> spec = ParseJobSpec(text.str());
+    EXPECT_TRUE(spec.ok()) << entry.path() << ": " << spec.status();
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 3);
 }
 
 }  // namespace
