@@ -20,8 +20,8 @@ namespace gangway::coordinator {
 
 // GPU i of the scheduler is inventory.gpus(i), as in the core's GPU masks.
 // An inventory whose nvlinks rows are not one entry per GPU is taken as
-// having no NVLink; GPUs with an empty pci_switch share one "unknown" switch. Null when there are
-// more than 64 GPUs.
+// having no NVLink; GPUs with an empty pci_switch share one "unknown"
+// switch. Null when there are more than 64 GPUs.
 inline std::shared_ptr<const GpuTopology> GpuTopologyFromInventory(
     const v1::NodeInventory& inventory) {
   const int n = inventory.gpus_size();
@@ -38,7 +38,7 @@ inline std::shared_ptr<const GpuTopology> GpuTopologyFromInventory(
       pci_switch.push_back(-1);
     } else {
       auto it = std::find(switches.begin(), switches.end(), gpu.pci_switch());
-      if (it == switches.end()) it = switches.insert(it, gpu.pci_switch());
+      if (it == switches.end()) it = switches.insert(switches.end(), gpu.pci_switch());
       pci_switch.push_back(static_cast<int32_t>(it - switches.begin()));
     }
     links_complete = links_complete && gpu.nvlinks_size() == n;

@@ -28,19 +28,20 @@
 // GPUs are already taken (or that has none) before it fragments a free GPU
 // node.
 //
-// GPU choice within a node (GpuChooser) works on 64-bit masks: a candidate
-// set is one uint64_t, its NVLink closure a few ANDs, its NUMA spread a
-// popcount. It looks, in order, for: a fully linked set inside one NUMA
-// group; a fully linked set across groups; any set below one PCIe switch;
-// any set inside one NUMA group; the fewest groups (largest groups whole,
-// the remainder from the group that fits it best). Fully linked sets are enumerated depth first in
-// index order with a popcount prune and a fixed step budget, so odd topologies cost a bounded
-// amount and the result stays deterministic; on real ones (NVLink pairs or quads, NVSwitch
-// all-to-all) the prune ends every dead branch at once. Sets that are not fully linked are grown
-// greedily: next the GPU linked to the ones already taken, else the one stranding the fewest free
-// peers, else one below a PCIe switch already used, else one from the switch that best fits what is
-// still needed (the smallest that holds it, else the largest), else the one that starts a linked
-// group, else the lowest index.
+// GPU choice within a node (GpuChooser) works on 64-bit masks: a candidate set
+// is one uint64_t, its NVLink closure a few ANDs, its NUMA spread a popcount.
+// It looks, in order, for: a fully linked set inside one NUMA group; a fully
+// linked set across groups; any set below one PCIe switch; any set inside one
+// NUMA group; the fewest groups (largest groups whole, the remainder from the
+// group that fits it best). Fully linked sets are enumerated depth first in
+// index order with a popcount prune and a fixed step budget, so odd topologies
+// cost a bounded amount and the result stays deterministic; on real ones
+// (NVLink pairs or quads, NVSwitch all-to-all) the prune ends every dead branch
+// at once. Sets that are not fully linked are grown greedily: next the GPU
+// linked to the ones already taken, else the one stranding the fewest free
+// peers, else one below a PCIe switch already used, else one from the switch
+// that best fits what is still needed (the smallest that holds it, else the
+// largest), else the one that starts a linked group, else the lowest index.
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
@@ -178,8 +179,9 @@ class GpuChooser {
   uint64_t Grow(uint64_t chosen, uint64_t avail, int need) const {
     avail &= ~chosen;
     uint64_t used_switches = 0;
-    for (uint64_t m = chosen; m != 0; m &= m - 1)
+    for (uint64_t m = chosen; m != 0; m &= m - 1) {
       used_switches |= Bit(t_.switch_of[std::countr_zero(m)]);
+    }
     for (; need > 0; --need) {
       int best = -1;
       std::tuple<int, int, int, int> best_key;
@@ -668,10 +670,6 @@ class Placer {
   };
   std::vector<Chunk> chosen_;
 };
-
-}  // namespace
-
-namespace {
 
 // Groups GPUs by key (-1 and below: one "unknown" group), in order of each
 // group's lowest GPU: scanning GPUs in index order meets each group first at
