@@ -116,10 +116,7 @@ std::string JobDetail(const v1::Job& job, int64_t now_ms) {
   return out + Table(rows);
 }
 
-// "0:NVIDIA H100 numa0 pcie0000:02:00.0 nvlink[1x12] p2p[2:r1 3:r1]": the
-// GPU's NVLink peers (xN links), then the peers CUDA reaches over PCIe with
-// the driver's performance rank (lower is faster).
-std::string GpuDetail(const v1::GpuInfo& g) {
+std::vector<std::string> GpuRow(const v1::Node& node, const v1::GpuInfo& g) {
   std::vector<std::string> links;
   std::vector<std::string> p2p;
   for (int j = 0; j < g.nvlinks_size(); ++j) {
@@ -131,37 +128,40 @@ std::string GpuDetail(const v1::GpuInfo& g) {
                       ? absl::StrCat(j, ":r", g.peer_performance_rank(j))
                       : absl::StrCat(j));
   }
-  std::string out = absl::StrCat(g.index(), ":", g.model(), " numa", g.numa_node());
-  if (!g.pci_switch().empty()) absl::StrAppend(&out, " pcie", g.pci_switch());
-  if (!links.empty()) absl::StrAppend(&out, " nvlink[", absl::StrJoin(links, " "), "]");
-  if (!p2p.empty()) absl::StrAppend(&out, " p2p[", absl::StrJoin(p2p, " "), "]");
-  return out;
+  auto or_dash = [](std::string text) { return text.empty() ? std::string("-") : text; };
+  const bool used = std::find(node.allocated_gpus().begin(), node.allocated_gpus().end(),
+                              g.index()) != node.allocated_gpus().end();
+  return {node.name(),
+          absl::StrCat(g.index()),
+          or_dash(g.model()),
+          g.memory_bytes() > 0 ? absl::StrCat(g.memory_bytes() >> 30, "Gi") : "-",
+          g.numa_node() >= 0 ? absl::StrCat(g.numa_node()) : "-",
+          or_dash(g.cpu_set()),
+          or_dash(g.pci_bus_id()),
+          or_dash(g.pci_switch()),
+          or_dash(absl::StrJoin(links, ",")),
+          or_dash(absl::StrJoin(p2p, ",")),
+          used ? "yes" : "no"};
 }
 
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide) {
   std::vector<std::vector<std::string>> rows{
       {"NAME", "STATE", "CPUS", "MEMORY", "GPUS", "RANKS", "ADDRESS"}};
-  if (wide) rows[0].push_back("GPU DETAIL");
+  std::vector<std::vector<std::string>> gpu_rows{
+      {"NODE", "GPU", "MODEL", "MEMORY", "NUMA", "CPUS", "PCI", "SWITCH", "NVLINK", "P2P", "USED"}};
   for (const auto& n : nodes) {
     const auto& inv = n.inventory();
-    std::vector<std::string> row{
-        n.name(),
-        n.state() == v1::NODE_STATE_READY ? "Ready" : "NotReady",
-        absl::StrCat(n.allocated().milli_cpus() / 1000.0, "/", inv.milli_cpus() / 1000.0),
-        absl::StrCat(n.allocated().memory_bytes() >> 20, "/", inv.memory_bytes() >> 20, "Mi"),
-        absl::StrCat(n.allocated().gpus(), "/", inv.gpus_size()),
-        absl::StrCat(n.running_ranks()),
-        n.address()};
-    if (wide) {
-      std::vector<std::string> gpus;
-      for (const auto& g : inv.gpus()) {
-        gpus.push_back(GpuDetail(g));
-      }
-      row.push_back(absl::StrJoin(gpus, "; "));
-    }
-    rows.push_back(std::move(row));
+    rows.push_back(
+        {n.name(), n.state() == v1::NODE_STATE_READY ? "Ready" : "NotReady",
+         absl::StrCat(n.allocated().milli_cpus() / 1000.0, "/", inv.milli_cpus() / 1000.0),
+         absl::StrCat(n.allocated().memory_bytes() >> 20, "/", inv.memory_bytes() >> 20, "Mi"),
+         absl::StrCat(n.allocated().gpus(), "/", inv.gpus_size()), absl::StrCat(n.running_ranks()),
+         n.address()});
+    for (const auto& g : inv.gpus()) gpu_rows.push_back(GpuRow(n, g));
   }
-  return Table(rows);
+  std::string out = Table(rows);
+  if (wide && gpu_rows.size() > 1) out += "\n" + Table(gpu_rows);
+  return out;
 }
 
 }  // namespace gangway::cli

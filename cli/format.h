@@ -25,10 +25,13 @@ std::string Table(const std::vector<std::vector<std::string>>& rows);
 std::string JobsTable(const std::vector<v1::Job>& jobs, int64_t now_ms);
 // One job with its ranks.
 std::string JobDetail(const v1::Job& job, int64_t now_ms);
+// The nodes; `wide` adds a table of their GPUs (GpuRow).
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide);
-// One GPU for `nodes -o wide`: model, NUMA node, PCIe switch, NVLink peers,
-// then the peers reached over PCIe with CUDA's performance rank.
-std::string GpuDetail(const v1::GpuInfo& gpu);
+// One GPU of `node` for `nodes -o wide`: NODE, GPU, MODEL, MEMORY, NUMA,
+// CPUS (near it), PCI, SWITCH, NVLINK (peer x links, e.g. "1x12"), P2P
+// (peers reached over PCIe with CUDA's performance rank, lower is faster,
+// e.g. "2:r1"), USED; "-" where unknown or none.
+std::vector<std::string> GpuRow(const v1::Node& node, const v1::GpuInfo& gpu);
 // "12s", "3m4s", "2h5m".
 std::string Age(int64_t ms);
 std::string StateName(v1::JobState state);

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -94,8 +95,11 @@ TEST(TopologyIntegration, NodesRegisterTheTopologysGpusAndWiring) {
   RunResult wide = cluster.Cli({"nodes", "-o", "wide"});
   ASSERT_EQ(wide.code, 0) << wide.err;
   EXPECT_NE(wide.out.find("0/8"), std::string::npos) << wide.out;
-  EXPECT_NE(wide.out.find("5:NVIDIA H100 80GB HBM3 numa1 pcie00000000:82:00.0 nvlink[4x12]"),
-            std::string::npos)
+  // The GPU table: node-0's GPU 5, its NUMA node, cores, bus id, switch and
+  // NVLink peer, columns separated by runs of spaces.
+  EXPECT_TRUE(std::regex_search(wide.out, std::regex("node-0 +5 +NVIDIA H100 80GB HBM3 +80Gi +1 +"
+                                                     "4-7,12-15 +00000000:90:00.0 +"
+                                                     "00000000:82:00.0 +4x12 +- +no")))
       << wide.out;
 }
 

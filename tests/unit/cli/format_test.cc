@@ -1,39 +1,70 @@
-// What `gangway nodes -o wide` says about one GPU.
+// What `gangway nodes -o wide` says about GPUs.
 #include "cli/format.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace gangway::cli {
 namespace {
 
-v1::GpuInfo Gpu() {
-  v1::GpuInfo gpu;
-  gpu.set_index(0);
-  gpu.set_model("NVIDIA H100 80GB HBM3");
-  gpu.set_numa_node(0);
-  return gpu;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+v1::Node NodeWithOneGpu() {
+  v1::Node node;
+  node.set_name("dgx-0");
+  v1::GpuInfo* gpu = node.mutable_inventory()->add_gpus();
+  gpu->set_index(0);
+  gpu->set_model("NVIDIA H100 80GB HBM3");
+  gpu->set_memory_bytes(int64_t{80} << 30);
+  gpu->set_numa_node(0);
+  gpu->set_cpu_set("0-3,8-11");
+  gpu->set_pci_bus_id("00000000:07:00.0");
+  return node;
 }
 
-TEST(GpuDetailTest, ModelAndNumaAlone) {
-  EXPECT_EQ(GpuDetail(Gpu()), "0:NVIDIA H100 80GB HBM3 numa0");
+TEST(GpuRowTest, UnknownsAndNonesAreDashes) {
+  v1::Node node = NodeWithOneGpu();
+  v1::GpuInfo gpu = node.inventory().gpus(0);
+  gpu.set_numa_node(-1);
+  gpu.set_cpu_set("");
+  gpu.set_memory_bytes(0);
+  EXPECT_THAT(GpuRow(node, gpu), ElementsAre("dgx-0", "0", "NVIDIA H100 80GB HBM3", "-", "-", "-",
+                                             "00000000:07:00.0", "-", "-", "-", "no"));
 }
 
-TEST(GpuDetailTest, SwitchNvlinksAndPciePeersWithTheirRank) {
-  v1::GpuInfo gpu = Gpu();
+TEST(GpuRowTest, SwitchNvlinksAndPciePeersWithTheirRank) {
+  v1::Node node = NodeWithOneGpu();
+  node.add_allocated_gpus(0);
+  v1::GpuInfo gpu = node.inventory().gpus(0);
   gpu.set_pci_switch("00000000:02:00.0");
   for (int links : {0, 12, 0, 0}) gpu.add_nvlinks(links);
   for (bool access : {false, true, true, false}) gpu.add_peer_access(access);
   for (int rank : {0, 0, 1, 0}) gpu.add_peer_performance_rank(rank);
   // GPU 1 is listed once, as an NVLink peer; 3 has no access.
-  EXPECT_EQ(GpuDetail(gpu),
-            "0:NVIDIA H100 80GB HBM3 numa0 pcie00000000:02:00.0 nvlink[1x12] p2p[2:r1]");
+  EXPECT_THAT(GpuRow(node, gpu),
+              ElementsAre("dgx-0", "0", "NVIDIA H100 80GB HBM3", "80Gi", "0", "0-3,8-11",
+                          "00000000:07:00.0", "00000000:02:00.0", "1x12", "2:r1", "yes"));
 }
 
-TEST(GpuDetailTest, PeerAccessWithoutRanks) {
-  v1::GpuInfo gpu = Gpu();
+TEST(GpuRowTest, PeerAccessWithoutRanks) {
+  v1::Node node = NodeWithOneGpu();
+  v1::GpuInfo gpu = node.inventory().gpus(0);
   gpu.add_peer_access(false);
   gpu.add_peer_access(true);
-  EXPECT_EQ(GpuDetail(gpu), "0:NVIDIA H100 80GB HBM3 numa0 p2p[1]");
+  EXPECT_EQ(GpuRow(node, gpu)[9], "1");
+}
+
+TEST(NodesTableTest, WideAddsAGpuTableOnlyWhenThereAreGpus) {
+  const v1::Node node = NodeWithOneGpu();
+  EXPECT_THAT(NodesTable({node}, false), Not(HasSubstr("NVLINK")));
+  const std::string wide = NodesTable({node}, true);
+  EXPECT_THAT(wide, HasSubstr("NODE "));
+  EXPECT_THAT(wide, HasSubstr("00000000:07:00.0"));
+  v1::Node cpu_only;
+  cpu_only.set_name("cpu-0");
+  EXPECT_THAT(NodesTable({cpu_only}, true), Not(HasSubstr("NVLINK")));
 }
 
 }  // namespace
