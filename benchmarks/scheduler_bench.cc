@@ -109,9 +109,11 @@ BENCHMARK(BM_SingleRankJobs)
     ->Args({250, 10000, 0, 1})
     ->Unit(benchmark::kMillisecond);
 
-// Args: nodes, jobs, fragmented. 8-rank gangs on 8-GPU nodes, alternating
-// "1 replica x 8 procs x 1 GPU" (needs a whole node) and "8 replicas x 1
-// proc x 1 GPU" (packs onto as few nodes as possible).
+// Args: nodes, jobs, fragmented, topology, starving. 8-rank gangs on 8-GPU
+// nodes, alternating "1 replica x 8 procs x 1 GPU" (needs a whole node) and
+// "8 replicas x 1 proc x 1 GPU" (packs onto as few nodes as possible).
+// `starving`: every job has waited past --reserve-after
+// (PendingJob::reserve), so the first that does not fit holds nodes.
 void BM_GangJobs(benchmark::State& state) {
   std::mt19937 rng(42);
   const ClusterSnapshot cluster = MakeCluster(static_cast<int>(state.range(0)), state.range(2) != 0,
@@ -124,6 +126,7 @@ void BM_GangJobs(benchmark::State& state) {
     job.milli_cpus = 4000;
     job.memory_bytes = 16 * kGi;
     job.gpus = 1;
+    job.reserve = state.range(4) != 0;
   });
   for (auto _ : state) {
     PlacementResult result = Place(cluster, jobs);
@@ -132,12 +135,13 @@ void BM_GangJobs(benchmark::State& state) {
   Report(state, cluster, jobs);
 }
 BENCHMARK(BM_GangJobs)
-    ->ArgNames({"nodes", "jobs", "fragmented", "topology"})
-    ->Args({1000, 1000, 0, 0})
-    ->Args({1000, 1000, 1, 0})
-    ->Args({1000, 1000, 0, 1})
-    ->Args({1000, 1000, 1, 1})
-    ->Args({1000, 1000, 1, 2})
+    ->ArgNames({"nodes", "jobs", "fragmented", "topology", "starving"})
+    ->Args({1000, 1000, 0, 0, 0})
+    ->Args({1000, 1000, 1, 0, 0})
+    ->Args({1000, 1000, 0, 1, 0})
+    ->Args({1000, 1000, 1, 1, 0})
+    ->Args({1000, 1000, 1, 2, 0})
+    ->Args({1000, 1000, 1, 0, 1})
     ->Unit(benchmark::kMillisecond);
 
 // Args: nodes, jobs, fragmented, topology. Jobs for which the GPU choice

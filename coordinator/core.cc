@@ -58,7 +58,11 @@ absl::Status Core::Recover() {
     std::string id = job.id();
     auto [it, inserted] = jobs_.emplace(id, std::move(job));
     v1::Job& j = it->second;
-    if (j.state() == v1::JOB_STATE_PENDING) pending_.insert(id);
+    // A job never launched has waited since it was created; one waiting for
+    // a relaunch, since a moment this store does not keep: count from now.
+    if (j.state() == v1::JOB_STATE_PENDING) {
+      pending_.emplace(id, j.attempt() == 0 ? j.create_time_ms() : now);
+    }
     if (!IsTerminal(j.state()) && j.spec().active_deadline_seconds() > 0) {
       deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
     }
@@ -116,7 +120,7 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
   job.set_state(to);
   job.set_reason(std::move(reason));
   if (to == v1::JOB_STATE_PENDING) {
-    pending_.insert(job.id());
+    pending_.emplace(job.id(), clock_->NowMs());
     schedule_needed_ = true;
   }
   if (IsTerminal(to)) job.set_end_time_ms(clock_->NowMs());
@@ -501,15 +505,17 @@ void Core::Schedule() {
   }
   std::vector<PendingJob> pending;
   pending.reserve(pending_.size());
-  for (const std::string& id : pending_) {
+  const int64_t now = clock_->NowMs();
+  for (const auto& [id, since] : pending_) {
     const v1::Job& job = jobs_.at(id);
     const auto& spec = job.spec();
+    const bool reserve = options_.reserve_after_ms > 0 && now - since >= options_.reserve_after_ms;
     pending.push_back(PendingJob{id, spec.priority(), job.seq(), spec.replicas(),
                                  spec.procs_per_node(), spec.resources().milli_cpus(),
-                                 spec.resources().memory_bytes(), spec.resources().gpus()});
+                                 spec.resources().memory_bytes(), spec.resources().gpus(),
+                                 reserve});
   }
   PlacementResult result = Place(cluster, pending);
-  const int64_t now = clock_->NowMs();
   for (size_t i = 0; i < pending.size(); ++i) {
     v1::Job& job = jobs_.at(pending[i].id);
     JobDecision& d = result.decisions[i];

@@ -55,6 +55,10 @@ struct CoreOptions {
   int64_t recovery_grace_ms = 5000;
   // Between SIGTERM and SIGKILL when a gang is stopped.
   int64_t stop_grace_ms = 5000;
+  // A job Pending this long holds capacity for itself when it does not fit
+  // (scheduler.h: reserve), so a stream of small jobs cannot starve a large
+  // gang. 0: never.
+  int64_t reserve_after_ms = 60'000;
   // GANGWAY_RDZV for ranks.
   std::string rendezvous_endpoint;
   // Called (on the loop) when a job reaches a terminal state.
@@ -180,7 +184,7 @@ class Core final : private TrialHost {
   std::unordered_map<std::string, v1::Job> jobs_;
   std::map<std::string, NodeRec> nodes_;  // ordered: stable scheduling input
   std::unordered_map<int64_t, std::string> sessions_;
-  std::set<std::string> pending_;
+  std::map<std::string, int64_t> pending_;         // job -> Pending since (ms)
   std::multimap<int64_t, std::string> deadlines_;  // deadline ms -> job
   int64_t next_seq_ = 1;
 

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   using namespace gangway;
   CLI::App app{"gangway-coordinator: schedules gangs of ranks onto agents"};
   coordinator::ServerOptions options;
-  double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5;
+  double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5, reserve_after_s = 60;
   std::string log_level = "info";
   app.add_option("--listen", options.listen, "address to serve on (host:port; port 0 = any)");
   app.add_option("--state", options.state_dir, "state directory (SQLite store)");
@@ -19,15 +19,20 @@ int main(int argc, char** argv) {
                  "seconds without a heartbeat before a node is NotReady (default 5)");
   app.add_option("--heartbeat-interval", heartbeat_s, "seconds between agent heartbeats");
   app.add_option("--stop-grace", grace_s, "seconds between SIGTERM and SIGKILL (default 5)");
+  app.add_option("--reserve-after", reserve_after_s,
+                 "seconds a job waits before smaller jobs behind it stop taking what it needs "
+                 "(default 60; 0 = never)");
   app.add_option("--rendezvous-endpoint", options.core.rendezvous_endpoint,
                  "GANGWAY_RDZV given to ranks (default: the listen address)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
-  if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s) {
-    std::cerr << "gangway-coordinator: need 0 < --heartbeat-interval < --node-timeout and "
-                 "--stop-grace >= 0\n";
+  if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s ||
+      reserve_after_s < 0) {
+    std::cerr << "gangway-coordinator: need 0 < --heartbeat-interval < --node-timeout, "
+                 "--stop-grace >= 0 and --reserve-after >= 0\n";
     return 2;
   }
+  options.core.reserve_after_ms = static_cast<int64_t>(reserve_after_s * 1000);
   options.core.node_timeout_ms = static_cast<int64_t>(node_timeout_s * 1000);
   options.core.heartbeat_interval_ms = static_cast<int64_t>(heartbeat_s * 1000);
   options.core.stop_grace_ms = static_cast<int64_t>(grace_s * 1000);

@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace gangway::coordinator {
@@ -342,7 +343,8 @@ bool MoreReplicasThenBestFit(const Candidate& a, const Candidate& b) {
 
 class Placer {
  public:
-  Placer(const ClusterSnapshot& cluster, const PlacementOptions& options) {
+  Placer(const ClusterSnapshot& cluster, const PlacementOptions& options)
+      : cluster_(cluster), holds_left_(options.max_holding_jobs) {
     const size_t n = cluster.nodes.size();
     total_cpus_.reserve(n);
     total_memory_.reserve(n);
@@ -409,6 +411,7 @@ class Placer {
       return Fail(Verdict::kNeverFits, std::move(never), decision);
     }
     Fail(Verdict::kNoRoomNow, NoRoomReason(fits_now), decision);
+    if (job.reserve && holds_left_ > 0 && Hold(decision)) --holds_left_;
   }
 
  private:
@@ -565,6 +568,50 @@ class Placer {
     bounds_stale_ = false;
   }
 
+  // Holds the current job's replicas on the ready nodes closest to fitting
+  // it: each node in order of most free (GPUs, cpus, memory) takes as many
+  // replicas as it holds when empty. What a held replica needs is taken from
+  // the node's free capacity (down to zero), so later jobs in this call see
+  // only the rest. Nothing is held when the ready nodes cannot hold every
+  // replica even empty (the job waits for nodes, not for capacity); false
+  // then.
+  bool Hold(JobDecision& decision) {
+    std::vector<int32_t> order(node_index_.size());
+    for (size_t s = 0; s < order.size(); ++s) order[s] = static_cast<int32_t>(s);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return std::tie(free_gpus_[b], free_cpus_[b], free_memory_[b], a) <
+             std::tie(free_gpus_[a], free_cpus_[a], free_memory_[a], b);
+    });
+    std::vector<std::pair<int32_t, int64_t>> held;  // slot, replicas
+    int64_t left = replicas_;
+    for (int32_t s : order) {
+      if (left == 0) break;
+      const int32_t i = node_index_[s];
+      const int64_t fit =
+          std::min(left, FitCount(total_cpus_[i], total_memory_[i], total_gpus_[i]));
+      if (fit == 0) continue;
+      held.emplace_back(s, fit);
+      left -= fit;
+    }
+    if (left > 0) return false;
+    std::vector<std::string> names;
+    for (const auto& [s, count] : held) {
+      free_cpus_[s] = std::max<int64_t>(0, free_cpus_[s] - count * need_.milli_cpus);
+      free_memory_[s] = std::max<int64_t>(0, free_memory_[s] - count * need_.memory_bytes);
+      for (int64_t g = std::min(free_gpus_[s], count * need_.gpus); g > 0; --g) {
+        free_mask_[s] &= free_mask_[s] - 1;
+        --free_gpus_[s];
+      }
+      decision.held_nodes.push_back(node_index_[s]);
+      names.push_back(cluster_.nodes[node_index_[s]].name);
+    }
+    std::sort(decision.held_nodes.begin(), decision.held_nodes.end());
+    bounds_stale_ = true;
+    absl::StrAppend(&decision.reason, "; holding ", absl::StrJoin(names, ", "),
+                    " for it: jobs after it wait");
+    return true;
+  }
+
   // Per resource, against the largest node of that resource: the reason can
   // then name the one number the user has to change.
   std::string ExceedsLargestNode(const PendingJob& job) const {
@@ -637,6 +684,8 @@ class Placer {
     return out;
   }
 
+  const ClusterSnapshot& cluster_;  // for node names in reasons
+  int32_t holds_left_;              // PlacementOptions::max_holding_jobs not yet used
   // All nodes, ready or not: their empty capacity.
   std::vector<int64_t> total_cpus_;
   std::vector<int64_t> total_memory_;

@@ -8,7 +8,14 @@
 //    GPUs on one ready node; nothing is ever double-booked (the call works on
 //    a private copy of the free capacity and subtracts as it places).
 //  - Order: higher priority first, then lower seq (FIFO). A job that does not
-//    fit now does not block smaller jobs behind it (backfill).
+//    fit now does not block smaller jobs behind it (backfill), unless it is
+//    marked `reserve` (it has waited long enough): then it holds what it
+//    needs on the ready nodes that come closest to fitting it (most free
+//    GPUs, then cpus, then memory), so jobs after it in order cannot take
+//    that capacity and the nodes drain towards it. Jobs before it in order
+//    (higher priority) are not held back. Only the first
+//    PlacementOptions::max_holding_jobs such jobs in order hold (EASY
+//    backfill: the head of the queue is protected, the rest still backfill).
 //  - Packing: a job's replicas go onto as few nodes as possible; ties go to
 //    the node left with the least free capacity (best fit), then the lower
 //    node index, so results are deterministic.
@@ -92,6 +99,8 @@ struct PendingJob {
   int64_t milli_cpus = 0;
   int64_t memory_bytes = 0;
   int32_t gpus = 0;
+  // Starving: when it does not fit now, hold capacity for it (see above).
+  bool reserve = false;
 };
 
 struct ReplicaPlacement {
@@ -108,12 +117,19 @@ struct JobDecision {
   Verdict verdict = Verdict::kNoRoomNow;
   std::vector<ReplicaPlacement> replicas;  // replica r at index r, when placed
   std::string reason;                      // when not placed: why, for people
+  // kNoRoomNow with reserve: the nodes (ClusterSnapshot::nodes indices)
+  // whose capacity is held for it. Empty when the ready nodes cannot hold
+  // all its replicas even empty (then nothing is held).
+  std::vector<int32_t> held_nodes;
 };
 
 struct PlacementOptions {
   // Choose GPUs within a node by NodeView::gpu_topology (see the rules
   // above). Off: lowest free indices, whatever the topology.
   bool topology_scoring = true;
+  // How many `reserve` jobs that do not fit may hold capacity, first in
+  // order. Each one held idles capacity until its nodes drain.
+  int32_t max_holding_jobs = 1;
 };
 
 struct PlacementResult {

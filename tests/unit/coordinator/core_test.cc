@@ -566,6 +566,40 @@ TEST_F(CoreTest, GangThatDoesNotFitStaysPendingAndNeverStartsPartly) {
   EXPECT_EQ(NodeNamed("b").allocated().gpus(), 4);
 }
 
+// A large gang behind a stream of small jobs: backfilled past at first,
+// then, once it has waited reserve_after_ms (60 s by default), what it needs
+// is held for it and it starts when the running jobs end.
+TEST_F(CoreTest, AGangWaitingPastReserveAfterIsNotStarvedBySmallJobs) {
+  Register("a", 1, 8);
+  const std::string filler = MustSubmit(Yaml("filler", 1, 1, 4));
+  StartGang(filler);
+  const std::string big = MustSubmit(Yaml("big", 1, 1, 8));
+  EXPECT_EQ(Get(big).state(), v1::JOB_STATE_PENDING);
+  const std::string early = MustSubmit(Yaml("early", 1, 1, 2));
+  StartGang(early);  // backfilled: the gang has not waited long yet
+
+  Advance(59'000);
+  const std::string before = MustSubmit(Yaml("before", 1, 1, 1));
+  StartGang(before);
+  EXPECT_THAT(Get(big).reason(), Not(HasSubstr("holding")));
+
+  Advance(2'000);
+  const std::string late = MustSubmit(Yaml("late", 1, 1, 1));
+  EXPECT_EQ(Get(late).state(), v1::JOB_STATE_PENDING);
+  EXPECT_THAT(Get(big).reason(), HasSubstr("holding a for it"));
+
+  // The running jobs end one by one; the freed GPUs go to the gang only.
+  ExitLive(filler, "a", 0);
+  ExitLive(early, "a", 0);
+  core_->Settle();
+  EXPECT_EQ(Get(late).state(), v1::JOB_STATE_PENDING);
+  EXPECT_EQ(Get(big).state(), v1::JOB_STATE_PENDING);
+  ExitLive(before, "a", 0);
+  core_->Settle();
+  EXPECT_EQ(Get(big).state(), v1::JOB_STATE_SCHEDULED);
+  EXPECT_EQ(Get(late).state(), v1::JOB_STATE_PENDING);
+}
+
 TEST_F(CoreTest, FullNodeIsNotDoubleBooked) {
   Register("a", 1, 8);
   const std::string first = MustSubmit(Yaml("first", 1, 8, 1));
@@ -1433,6 +1467,23 @@ class CoreRecoveryTest : public CoreTest {
 
   fakes::SqliteDir sqlite_;
 };
+
+TEST_F(CoreRecoveryTest, AJobsWaitBeforeARestartStillCountsTowardsHoldingCapacity) {
+  Register("a", 1, 8);
+  const std::string filler = MustSubmit(Yaml("filler", 1, 1, 4));
+  StartGang(filler);
+  const std::string big = MustSubmit(Yaml("big", 1, 1, 8));
+  Advance(61'000);
+
+  ASSERT_NO_FATAL_FAILURE(OpenSqlite());
+  ASSERT_TRUE(core_->Recover().ok());
+  Register("a", 21, Inventory(8), RecordsOn(filler, "a"));
+  core_->Settle();
+  // Never launched: it has waited since it was created, not since the restart.
+  const std::string small = MustSubmit(Yaml("small", 1, 1, 1));
+  EXPECT_EQ(Get(small).state(), v1::JOB_STATE_PENDING);
+  EXPECT_THAT(Get(big).reason(), HasSubstr("holding a for it"));
+}
 
 TEST_F(CoreRecoveryTest, RunningJobSurvivesACoordinatorRestart) {
   const std::string id = RunTwoNodeJob("restartPolicy: OnFailure\n");

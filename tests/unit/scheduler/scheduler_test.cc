@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace gangway::coordinator {
@@ -17,6 +18,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 constexpr int64_t kGi = int64_t{1} << 30;
 
@@ -483,6 +485,129 @@ TEST(SchedulerTest, BackfillPlacesSmallerJobsBehindOneThatDoesNotFit) {
   EXPECT_THAT(result.decisions[2].replicas[1].gpu_indices, ElementsAre(3));
 }
 
+// ---- Holding capacity for a starving job (PendingJob::reserve) ----
+
+PendingJob Reserving(PendingJob job) {
+  job.reserve = true;
+  return job;
+}
+
+NodeView Named(NodeView node, std::string name) {
+  node.name = std::move(name);
+  return node;
+}
+
+TEST(SchedulerReserveTest, HeldJobKeepsLaterJobsOffWhatItNeeds) {
+  NodeView node = Named(Node(8000, 8 * kGi, 8), "gpu-a");
+  node.free_gpu_mask = 0x0f;
+  auto result = PlaceOn({node}, {WithOrder(Reserving(Job("big", 1, 8, 0, 0, 1)), 0, 0),
+                                 WithOrder(Job("small", 1, 2, 0, 0, 1), 0, 1)});
+  EXPECT_EQ(result.decisions[0].verdict, Verdict::kNoRoomNow);
+  EXPECT_THAT(result.decisions[0].reason, HasSubstr("0 fit now"));
+  EXPECT_THAT(result.decisions[0].reason, HasSubstr("holding gpu-a for it"));
+  EXPECT_THAT(result.decisions[0].held_nodes, ElementsAre(0));
+  EXPECT_EQ(result.decisions[1].verdict, Verdict::kNoRoomNow);  // backfilled without the hold
+}
+
+TEST(SchedulerReserveTest, OnlyWhatItNeedsIsHeld) {
+  // The held job needs 4 cpus and 8 GPUs; 6 cpus and 4 GPUs are free: CPU
+  // jobs after it may take the 2 cpus it does not need, no more.
+  NodeView node = Node(8000, 8 * kGi, 8);
+  node.free_milli_cpus = 6000;
+  node.free_gpu_mask = 0xf0;
+  auto result = PlaceOn({node}, {WithOrder(Reserving(Job("big", 1, 8, 500, 0, 1)), 0, 0),
+                                 WithOrder(Job("cpu", 1, 2, 1000, kGi, 0), 0, 1),
+                                 WithOrder(Job("cpu2", 1, 1, 1000, kGi, 0), 0, 2)});
+  EXPECT_EQ(result.decisions[0].verdict, Verdict::kNoRoomNow);
+  EXPECT_EQ(result.decisions[1].verdict, Verdict::kPlaced);
+  EXPECT_EQ(result.decisions[2].verdict, Verdict::kNoRoomNow);
+}
+
+TEST(SchedulerReserveTest, HoldsTheNodesClosestToFitting) {
+  NodeView a = Named(Node(8000, 8 * kGi, 8), "a"), b = Named(Node(8000, 8 * kGi, 8), "b"),
+           c = Named(Node(8000, 8 * kGi, 8), "c");
+  a.free_gpu_mask = 0x03;  // 2 free
+  b.free_gpu_mask = 0x3f;  // 6 free
+  c.free_gpu_mask = 0x0f;  // 4 free
+  auto result = PlaceOn({a, b, c}, {WithOrder(Reserving(Job("gang", 2, 8, 0, 0, 1)), 0, 0),
+                                    WithOrder(Job("one", 1, 1, 0, 0, 1), 0, 1),
+                                    WithOrder(Job("three", 1, 3, 0, 0, 1), 0, 2)});
+  EXPECT_THAT(result.decisions[0].held_nodes, ElementsAre(1, 2));
+  EXPECT_THAT(result.decisions[0].reason, HasSubstr("holding b, c for it"));
+  EXPECT_THAT(NodesOf(result.decisions[1]), ElementsAre(0));  // on the node not held
+  EXPECT_EQ(result.decisions[2].verdict, Verdict::kNoRoomNow);
+}
+
+TEST(SchedulerReserveTest, JobsBeforeItInOrderAreNotHeldBack) {
+  NodeView node = Node(8000, 8 * kGi, 8);
+  node.free_gpu_mask = 0x0f;
+  auto result = PlaceOn({node}, {WithOrder(Reserving(Job("big", 1, 8, 0, 0, 1)), 0, 5),
+                                 WithOrder(Job("urgent", 1, 2, 0, 0, 1), 1, 9),
+                                 WithOrder(Job("older", 1, 1, 0, 0, 1), 0, 1)});
+  EXPECT_EQ(result.decisions[1].verdict, Verdict::kPlaced);  // higher priority
+  EXPECT_EQ(result.decisions[2].verdict, Verdict::kPlaced);  // submitted earlier
+  EXPECT_EQ(result.decisions[0].verdict, Verdict::kNoRoomNow);
+  EXPECT_THAT(result.decisions[0].held_nodes, ElementsAre(0));
+}
+
+TEST(SchedulerReserveTest, NothingHeldWhenTheReadyNodesCannotHoldEveryReplica) {
+  // Two replicas of a whole node, one of the two nodes not ready: the job
+  // waits for the node, and holding the other would only idle it.
+  NodeView a = Node(8000, 8 * kGi, 8);
+  a.free_gpu_mask = 0x0f;
+  auto result = PlaceOn({a, NotReady(Node(8000, 8 * kGi, 8))},
+                        {WithOrder(Reserving(Job("gang", 2, 8, 0, 0, 1)), 0, 0),
+                         WithOrder(Job("small", 1, 2, 0, 0, 1), 0, 1)});
+  EXPECT_EQ(result.decisions[0].verdict, Verdict::kNoRoomNow);
+  EXPECT_THAT(result.decisions[0].held_nodes, IsEmpty());
+  EXPECT_THAT(result.decisions[0].reason, Not(HasSubstr("holding")));
+  EXPECT_EQ(result.decisions[1].verdict, Verdict::kPlaced);
+}
+
+TEST(SchedulerReserveTest, OnlyTheFirstStarvingJobsHold) {
+  NodeView a = Named(Node(8000, 8 * kGi, 8), "a"), b = Named(Node(8000, 8 * kGi, 8), "b");
+  a.free_gpu_mask = 0x0f;
+  b.free_gpu_mask = 0x03;
+  const std::vector<PendingJob> jobs = {WithOrder(Reserving(Job("first", 1, 8, 0, 0, 1)), 0, 0),
+                                        WithOrder(Reserving(Job("second", 1, 8, 0, 0, 1)), 0, 1),
+                                        WithOrder(Job("small", 1, 1, 0, 0, 1), 0, 2)};
+  ClusterSnapshot cluster;
+  cluster.nodes = {a, b};
+  // By default the head of the queue holds; the second still backfills.
+  PlacementResult result = Place(cluster, jobs);
+  EXPECT_THAT(result.decisions[0].held_nodes, ElementsAre(0));
+  EXPECT_THAT(result.decisions[1].held_nodes, IsEmpty());
+  EXPECT_THAT(NodesOf(result.decisions[2]), ElementsAre(1));
+  // Two may hold: they take different nodes, and nothing is left.
+  result = Place(cluster, jobs, {.max_holding_jobs = 2});
+  EXPECT_THAT(result.decisions[0].held_nodes, ElementsAre(0));
+  EXPECT_THAT(result.decisions[1].held_nodes, ElementsAre(1));
+  EXPECT_EQ(result.decisions[2].verdict, Verdict::kNoRoomNow);
+}
+
+TEST(SchedulerReserveTest, AJobThatCannotHoldLeavesItsTurnToTheNext) {
+  // "wide" needs two nodes but one is not ready: it holds nothing, and the
+  // next starving job holds instead.
+  NodeView a = Named(Node(8000, 8 * kGi, 8), "a");
+  a.free_gpu_mask = 0x0f;
+  auto result = PlaceOn({a, NotReady(Node(8000, 8 * kGi, 8))},
+                        {WithOrder(Reserving(Job("wide", 2, 8, 0, 0, 1)), 0, 0),
+                         WithOrder(Reserving(Job("whole", 1, 8, 0, 0, 1)), 0, 1),
+                         WithOrder(Job("small", 1, 1, 0, 0, 1), 0, 2)});
+  EXPECT_THAT(result.decisions[0].held_nodes, IsEmpty());
+  EXPECT_THAT(result.decisions[1].held_nodes, ElementsAre(0));
+  EXPECT_EQ(result.decisions[2].verdict, Verdict::kNoRoomNow);
+}
+
+TEST(SchedulerReserveTest, AJobThatFitsIsPlacedNotHeld) {
+  auto result =
+      PlaceOn({Node(8000, 8 * kGi, 8)}, {WithOrder(Reserving(Job("fits", 1, 4, 0, 0, 1)), 0, 0),
+                                         WithOrder(Job("small", 1, 4, 0, 0, 1), 0, 1)});
+  EXPECT_EQ(result.decisions[0].verdict, Verdict::kPlaced);
+  EXPECT_THAT(result.decisions[0].held_nodes, IsEmpty());
+  EXPECT_EQ(result.decisions[1].verdict, Verdict::kPlaced);
+}
+
 TEST(SchedulerTest, NoDoubleBookingAcrossJobs) {
   auto result = PlaceOn(
       {Node(4000, 4 * kGi, 0), Node(4000, 4 * kGi, 0)},
@@ -574,9 +699,60 @@ RandomCase MakeRandomCase(std::mt19937& rng) {
     job.milli_cpus = pick(0, 500, 1000, 2000, 4000);
     job.memory_bytes = pick(0, kGi, 4 * kGi);
     job.gpus = static_cast<int32_t>(pick(0, 0, 1, 1, 2, 4));
+    job.reserve = uniform(0, 3) == 0;
     c.jobs.push_back(job);
   }
   return c;
+}
+
+// A job marked reserve that got kNoRoomNow: the ready nodes with the most
+// free (GPUs, cpus, memory; then lowest index) take as many of its replicas
+// as they hold when empty; their free capacity loses what those need. The
+// scheduler must name exactly those nodes, or none when the ready nodes
+// cannot hold every replica. Only the first jobs that hold, up to
+// PlacementOptions::max_holding_jobs (`holds_left`), do.
+void HoldInModel(const RandomCase& c, const PendingJob& job, const JobDecision& d,
+                 std::vector<ModelNode>& model, int& holds_left) {
+  if (!job.reserve || holds_left == 0) {
+    EXPECT_THAT(d.held_nodes, IsEmpty());
+    return;
+  }
+  const auto& nodes = c.cluster.nodes;
+  std::vector<size_t> ready;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (model[n].ready) ready.push_back(n);
+  }
+  std::stable_sort(ready.begin(), ready.end(), [&](size_t a, size_t b) {
+    return std::make_tuple(model[a].gpus(), model[a].cpus, model[a].memory) >
+           std::make_tuple(model[b].gpus(), model[b].cpus, model[b].memory);
+  });
+  std::vector<std::pair<size_t, int64_t>> held;
+  int64_t left = job.replicas;
+  for (size_t n : ready) {
+    if (left == 0) break;
+    const int64_t fit = std::min(left, Holds(nodes[n].total_milli_cpus, nodes[n].total_memory_bytes,
+                                             nodes[n].total_gpus, job));
+    if (fit == 0) continue;
+    held.emplace_back(n, fit);
+    left -= fit;
+  }
+  if (left > 0) {
+    EXPECT_THAT(d.held_nodes, IsEmpty());
+    return;
+  }
+  std::vector<int32_t> expected;
+  for (const auto& [n, count] : held) {
+    expected.push_back(static_cast<int32_t>(n));
+    ModelNode& node = model[n];
+    node.cpus = std::max<int64_t>(0, node.cpus - count * job.procs_per_node * job.milli_cpus);
+    node.memory = std::max<int64_t>(0, node.memory - count * job.procs_per_node * job.memory_bytes);
+    for (int64_t g = std::min(node.gpus(), count * job.procs_per_node * job.gpus); g > 0; --g) {
+      node.mask &= node.mask - 1;
+    }
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(d.held_nodes, expected);
+  --holds_left;
 }
 
 // Checks every decision against the reference model; counts placed jobs into
@@ -595,6 +771,7 @@ void CheckAgainstModel(const RandomCase& c, const PlacementResult& result, int& 
     const auto& y = c.jobs[b];
     return x.priority != y.priority ? x.priority > y.priority : x.seq < y.seq;
   });
+  int holds_left = PlacementOptions().max_holding_jobs;
 
   for (size_t i : order) {
     const PendingJob& job = c.jobs[i];
@@ -673,6 +850,7 @@ void CheckAgainstModel(const RandomCase& c, const PlacementResult& result, int& 
         if (!nodes.empty()) {
           EXPECT_GE(fit_empty, job.replicas);
         }
+        HoldInModel(c, job, d, model, holds_left);
         break;
       case Verdict::kNeverFits:
         EXPECT_THAT(d.replicas, IsEmpty());
