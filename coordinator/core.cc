@@ -79,9 +79,9 @@ absl::Status Core::Recover() {
   absl::StatusOr<std::vector<v1::Sweep>> sweeps = store_->LoadSweeps();
   if (!sweeps.ok()) return sweeps.status();
   for (const v1::Sweep& sweep : *sweeps) next_seq_ = std::max(next_seq_, sweep.seq() + 1);
-  if (absl::Status s = sweeps_.Recover(
-          *std::move(sweeps),
-          [this](const std::string& job_id) { return store_->LoadMetrics(job_id); });
+  if (absl::Status s =
+          sweeps_.Recover(*std::move(sweeps),
+                          [this](const std::string& job_id) { return CurrentRunMetrics(job_id); });
       !s.ok()) {
     return s;
   }
@@ -324,9 +324,27 @@ bool Core::OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
   v1::Job* job = FindJob(job_id);
   // Points of an older attempt describe a run that was thrown away.
   if (!job || job->attempt() != attempt || points.empty()) return false;
-  for (const auto& p : points) metric_writes_.emplace_back(job_id, p);
+  std::vector<v1::MetricPoint> tagged = points;
+  for (v1::MetricPoint& p : tagged) {
+    p.set_attempt(attempt);
+    metric_writes_.emplace_back(job_id, p);
+  }
   if (rank != 0 || job->sweep().empty()) return false;
-  return sweeps_.OnMetrics(*job, points);
+  return sweeps_.OnMetrics(*job, tagged);
+}
+
+absl::StatusOr<std::vector<v1::MetricPoint>> Core::CurrentRunMetrics(const std::string& job_id) {
+  absl::StatusOr<std::vector<v1::MetricPoint>> points = store_->LoadMetrics(job_id);
+  const v1::Job* job = FindJob(job_id);
+  if (!points.ok() || job == nullptr) return points;
+  // Waiting for a relaunch: the last attempt's run was thrown away.
+  if (job->state() == v1::JOB_STATE_PENDING || job->state() == v1::JOB_STATE_RESTARTING) {
+    return std::vector<v1::MetricPoint>{};
+  }
+  std::erase_if(*points, [&](const v1::MetricPoint& p) {
+    return p.attempt() != 0 && p.attempt() != job->attempt();
+  });
+  return points;
 }
 
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) const {

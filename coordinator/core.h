@@ -152,6 +152,9 @@ class Core final : private TrialHost {
   };
 
   v1::Job* FindJob(const std::string& id);
+  // The stored points of the job's current run, for recovery: those of its
+  // attempt (or of unknown attempt), none while it waits for a relaunch.
+  absl::StatusOr<std::vector<v1::MetricPoint>> CurrentRunMetrics(const std::string& job_id);
   // A new Pending job (a submission or a sweep's trial); returns its id.
   std::string AddJob(v1::JobSpec spec, const std::string& sweep_id);
   NodeRec& NodeFor(const std::string& name);

@@ -36,6 +36,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
       return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
     }
   }
+  // Stores written before points recorded their attempt gain the column;
+  // their points read back as attempt 0 (unknown).
+  if (absl::StatusOr<bool> has = store->HasColumn("metrics", "attempt"); !has.ok() || !*has) {
+    absl::Status s = has.ok() ? store->Exec(
+                                    "ALTER TABLE metrics ADD COLUMN attempt INTEGER "
+                                    "NOT NULL DEFAULT 0")
+                              : has.status();
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
+  }
   auto prepare = [&](const char* sql, auto& slot) -> absl::Status {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
@@ -52,8 +61,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
            std::pair{"INSERT INTO sweeps (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
                      "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
                      &store->upsert_sweep_},
-           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms, attempt) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                      &store->insert_metric_},
        }) {
     if (absl::Status s = prepare(sql, *slot); !s.ok()) return s;
@@ -75,6 +84,22 @@ absl::Status SqliteStore::Exec(const char* sql) {
     return s;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteStore::HasColumn(const char* table, const char* column) {
+  sqlite3_stmt* raw = nullptr;
+  const std::string sql =
+      absl::StrCat("SELECT 1 FROM pragma_table_info('", table, "') WHERE name = ?1");
+  if (sqlite3_prepare_v2(db_.get(), sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    return absl::UnavailableError(absl::StrCat(sql, ": ", sqlite3_errmsg(db_.get())));
+  }
+  std::unique_ptr<sqlite3_stmt, Finalize> stmt(raw);
+  sqlite3_bind_text(stmt.get(), 1, column, -1, SQLITE_STATIC);
+  const int rc = sqlite3_step(stmt.get());
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return absl::UnavailableError(absl::StrCat(sql, ": ", sqlite3_errmsg(db_.get())));
+  }
+  return rc == SQLITE_ROW;
 }
 
 template <typename Msg>
@@ -116,10 +141,11 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::LoadSweeps() {
 
 absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std::string& job_id) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_.get(),
-                         "SELECT name, step, value, raw, time_ms FROM metrics WHERE job = ?1 "
-                         "ORDER BY n",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(
+          db_.get(),
+          "SELECT name, step, value, raw, time_ms, attempt FROM metrics WHERE job = ?1 "
+          "ORDER BY n",
+          -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::UnavailableError(absl::StrCat("load metrics: ", sqlite3_errmsg(db_.get())));
   }
   std::unique_ptr<sqlite3_stmt, Finalize> guard(stmt);
@@ -138,6 +164,7 @@ absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std:
     const char* raw = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
     if (raw) p.set_raw(raw);
     p.set_time_ms(sqlite3_column_int64(stmt, 4));
+    p.set_attempt(sqlite3_column_int(stmt, 5));
     points.push_back(std::move(p));
   }
   if (rc != SQLITE_DONE) return absl::UnavailableError(sqlite3_errmsg(db_.get()));
@@ -188,6 +215,7 @@ absl::Status SqliteStore::Save(const WriteBatch& batch) {
       sqlite3_bind_text(ins, 5, p.raw().data(), static_cast<int>(p.raw().size()), SQLITE_TRANSIENT);
     }
     sqlite3_bind_int64(ins, 6, p.time_ms());
+    sqlite3_bind_int(ins, 7, p.attempt());
     const int rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) {

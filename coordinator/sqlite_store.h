@@ -39,6 +39,7 @@ class SqliteStore final : public Store {
 
   SqliteStore() = default;
   absl::Status Exec(const char* sql);
+  absl::StatusOr<bool> HasColumn(const char* table, const char* column);
   template <typename Msg>
   absl::StatusOr<std::vector<Msg>> LoadRows(const char* table);
   template <typename Msg>

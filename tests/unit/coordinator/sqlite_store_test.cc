@@ -203,6 +203,60 @@ TEST_F(SqliteStoreTest, RowHoldingAnotherJobIsDataLoss) {
   }
 }
 
+v1::MetricPoint Point(const std::string& name, int64_t step, double value, int32_t attempt) {
+  v1::MetricPoint p;
+  p.set_name(name);
+  p.set_step(step);
+  p.set_value(value);
+  p.set_time_ms(1000 + step);
+  p.set_attempt(attempt);
+  return p;
+}
+
+TEST_F(SqliteStoreTest, MetricPointsKeepTheirAttempt) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    WriteBatch batch;
+    batch.metrics = {{"t-1", Point("loss", 0, 0.9, 1)}, {"t-1", Point("loss", 0, 0.8, 2)}};
+    ASSERT_TRUE(store->Save(batch).ok());
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto points = store->LoadMetrics("t-1");
+  ASSERT_TRUE(points.ok()) << points.status();
+  ASSERT_EQ(points->size(), 2u);
+  EXPECT_EQ((*points)[0].attempt(), 1);
+  EXPECT_EQ((*points)[1].attempt(), 2);
+  EXPECT_EQ((*points)[1].value(), 0.8);
+}
+
+// A store written before points kept their attempt: it opens, its points
+// read back as attempt 0 (unknown), and new points keep theirs.
+TEST_F(SqliteStoreTest, OlderMetricsTableGainsTheAttemptColumn) {
+  ExecDirect(path_,
+             "CREATE TABLE metrics (n INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, "
+             "name TEXT NOT NULL, step INTEGER NOT NULL, value REAL, raw TEXT, "
+             "time_ms INTEGER NOT NULL); "
+             "INSERT INTO metrics (job, name, step, value, raw, time_ms) "
+             "VALUES ('t-1', 'loss', 3, 0.5, NULL, 1003)");
+  for (int open = 0; open < 2; ++open) {  // the second open finds the column
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    if (open == 0) {
+      WriteBatch batch;
+      batch.metrics = {{"t-1", Point("loss", 4, 0.4, 2)}};
+      ASSERT_TRUE(store->Save(batch).ok());
+    }
+    auto points = store->LoadMetrics("t-1");
+    ASSERT_TRUE(points.ok()) << points.status();
+    ASSERT_EQ(points->size(), 2u);
+    EXPECT_EQ((*points)[0].step(), 3);
+    EXPECT_EQ((*points)[0].attempt(), 0);
+    EXPECT_EQ((*points)[1].attempt(), 2);
+  }
+}
+
 TEST_F(SqliteStoreTest, UnopenablePathIsUnavailable) {
   // A regular file where a directory should be: fails even for root.
   const std::filesystem::path file = dir_ / "plain-file";

@@ -895,17 +895,22 @@ TEST_F(SweepTest, NaNObjectiveIsNotASuccess) {
   EXPECT_EQ(Sweep(id).trials(1).state(), v1::TRIAL_STATE_METRICS_UNAVAILABLE);
 }
 
-// A trial job that restarts runs again from the start: the objective is the
-// series of the attempt that ended, not the one thrown away.
-TEST_F(SweepTest, ObjectiveIsFromTheAttemptThatEnded) {
-  TwoNodes();
+// One trial whose job restarts on failure, objective the min of its series.
+SweepYaml OneRestartableTrial() {
   SweepYaml y;
   y.objective_extra = "  value: min\n";
   y.max_trials = 1;
   y.trial_template =
       "  resources: {cpus: 1, memory: 1Gi}\n  restartPolicy: OnFailure\n  backoffLimit: 2\n"
       "  command: [train, '${trial.x}']\n";
-  const std::string id = MustSubmit(y);
+  return y;
+}
+
+// A trial job that restarts runs again from the start: the objective is the
+// series of the attempt that ended, not the one thrown away.
+TEST_F(SweepTest, ObjectiveIsFromTheAttemptThatEnded) {
+  TwoNodes();
+  const std::string id = MustSubmit(OneRestartableTrial());
   const std::string job = First(id);
   RunTrial(job, {{Pt("loss", 0.1, 0)}, 1});
   ASSERT_EQ(Get(job).state(), v1::JOB_STATE_RUNNING);
@@ -1390,6 +1395,34 @@ TEST_F(SweepRecoveryTest, GridRestartedMidwayRunsEachPointOnce) {
 
 // A trial the rule stopped is still EarlyStopped when its ranks exit only
 // after a coordinator restart.
+// The stored points of a restarted trial hold both attempts; after a
+// coordinator restart the objective still comes from the running attempt.
+TEST_F(SweepRecoveryTest, RecoveredTrialSeriesIsTheRunningAttemptsOnly) {
+  TwoNodes();
+  const std::string id = MustSubmit(OneRestartableTrial());
+  const std::string job = First(id);
+  RunTrial(job, {{Pt("loss", 0.1, 0)}, 1});  // attempt 1 fails; its 0.1 must not count
+  ASSERT_EQ(Get(job).state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(Get(job).attempt(), 2);
+  Report(job, {Pt("loss", 5.0, 0)});
+  Settle();
+  const std::string node = Get(job).ranks(0).node();
+  const std::vector<v1::RankRecord> records = RecordsOn(job, node);
+
+  ASSERT_NO_FATAL_FAILURE(OpenSqlite());
+  ASSERT_TRUE(core_->Recover().ok());
+  Register(node, 31, Inventory(), records);
+  Register(node == "a" ? "b" : "a", 32);
+  Settle();
+  ASSERT_EQ(Get(job).state(), v1::JOB_STATE_RUNNING);
+  Report(job, {Pt("loss", 3.0, 1)});
+  ExitLive(job, 2, node, 0);
+  Settle();
+  const v1::Sweep sweep = Sweep(id);
+  EXPECT_EQ(sweep.trials(0).state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(sweep.trials(0).objective(), 3.0);
+}
+
 TEST_F(SweepRecoveryTest, EarlyStopVerdictSurvivesARestart) {
   TwoNodes();
   SweepYaml y;
