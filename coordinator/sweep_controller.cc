@@ -511,8 +511,12 @@ void SweepController::OnTrialJobEnded(const v1::Job& job) {
     }
     // Back to Pending: the job restarts and runs from the beginning. The
     // series of the attempt thrown away must not make the objective (with
-    // value min/max/best its values outlived the restart).
-    if (job.state() == v1::JOB_STATE_PENDING) rec.objective_series.erase(job.id());
+    // value min/max/best its values outlived the restart), nor the early
+    // stopping verdict (its best value so far could be the old run's).
+    if (job.state() == v1::JOB_STATE_PENDING) {
+      rec.objective_series.erase(job.id());
+      (void)rec.tuner->RestartTrial(trial.number() - 1);
+    }
     return;
   }
   TrialDone(rec, trial, job);

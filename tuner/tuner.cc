@@ -166,6 +166,13 @@ absl::StatusOr<Decision> Tuner::ReportIntermediate(int64_t trial_id, int64_t ste
   return d;
 }
 
+absl::Status Tuner::RestartTrial(int64_t trial_id) {
+  absl::StatusOr<Trial*> found = FindPending(trial_id);
+  if (!found.ok()) return found.status();
+  (*found)->series.clear();
+  return absl::OkStatus();
+}
+
 bool Tuner::exhausted() const { return sampler_->exhausted(); }
 
 int Tuner::pending_count() const {

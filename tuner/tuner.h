@@ -96,6 +96,10 @@ class Tuner {
   // told to stop keeps getting kStop; the caller stops it and then tells
   // its objective (or failure) as usual. Errors as for Tell.
   absl::StatusOr<Decision> ReportIntermediate(int64_t trial_id, int64_t step, double value);
+  // The pending trial runs again from the beginning (its job restarted):
+  // its intermediate values so far are dropped, so the rule judges the new
+  // run alone. Errors as for Tell.
+  absl::Status RestartTrial(int64_t trial_id);
 
   // True once the grid has proposed every point; never for other samplers.
   bool exhausted() const;

@@ -921,6 +921,25 @@ TEST_F(SweepTest, ObjectiveIsFromTheAttemptThatEnded) {
   EXPECT_EQ(sweep.trials(0).objective(), 3.0);
 }
 
+// Early stopping judges the attempt running now: a good value reported by a
+// run that failed and restarted does not keep a bad new run going.
+TEST_F(SweepTest, EarlyStoppingForgetsARestartedAttemptsValues) {
+  TwoNodes();
+  SweepYaml y = OneRestartableTrial();
+  y.max_trials = 2;
+  y.extra = "earlyStopping: {rule: median, minTrials: 1, startStep: 1}\n";
+  const std::string id = MustSubmit(y);
+  RunTrial(First(id), {Curve(1.0, 3), 0});
+  const std::string job = First(id);
+  RunTrial(job, {{Pt("loss", 0.01, 1)}, 1});  // a good start, then the job fails
+  ASSERT_EQ(Get(job).state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(Get(job).attempt(), 2);
+  exit_on_stop_ = false;
+  Report(job, {Pt("loss", 6.0, 1)});
+  Settle();
+  EXPECT_TRUE(StopSentFor(job)) << "judged on 6.0, not on the old run's 0.01";
+}
+
 // ---------------------------------------------------------------------------
 // Update
 

@@ -295,6 +295,25 @@ TEST(TunerTest, MedianStoppingThroughReports) {
   ASSERT_TRUE(t.Tell(c, 0.65).ok());
 }
 
+TEST(TunerTest, ARestartedTrialIsJudgedOnItsNewRunAlone) {
+  TunerOptions o;  // minimize
+  o.early_stopping = MedianStoppingOptions{.min_trials = 1, .start_step = 1};
+  Tuner t = Make(UnitBox(1), Algorithm::kRandom, 0, o);
+  auto p = t.Ask(2);
+  const int64_t done = (*p)[0].trial_id, again = (*p)[1].trial_id;
+  for (int64_t step = 1; step <= 2; ++step) {
+    ASSERT_EQ(*t.ReportIntermediate(done, step, 1.0), Decision::kContinue);
+  }
+  ASSERT_TRUE(t.Tell(done, 1.0).ok());
+  // The first run did well, then its job failed and restarted.
+  EXPECT_EQ(*t.ReportIntermediate(again, 1, 0.01), Decision::kContinue);
+  ASSERT_TRUE(t.RestartTrial(again).ok());
+  // The new run is worse than the median: its old best no longer saves it.
+  EXPECT_EQ(*t.ReportIntermediate(again, 1, 6.0), Decision::kStop);
+  EXPECT_EQ(t.RestartTrial(done).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(t.RestartTrial(999).code(), absl::StatusCode::kNotFound);
+}
+
 TEST(TunerTest, AshaThroughReports) {
   TunerOptions o;
   o.early_stopping = AshaOptions{.min_resource = 1, .reduction_factor = 2};
