@@ -3,8 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/job_state.h"
 #include "google/protobuf/util/json_util.h"
@@ -116,6 +118,15 @@ std::string JobDetail(const v1::Job& job, int64_t now_ms) {
   return out + Table(rows);
 }
 
+std::string MemoryUsage(int64_t used, int64_t total) {
+  constexpr int64_t kGi = int64_t{1} << 30;
+  if (total < 10 * kGi) return absl::StrCat(used >> 20, "/", total >> 20, "Mi");
+  auto gi = [](int64_t bytes) {
+    return absl::StrFormat("%g", std::round(static_cast<double>(bytes) / kGi * 10) / 10);
+  };
+  return absl::StrCat(gi(used), "/", gi(total), "Gi");
+}
+
 std::vector<std::string> GpuRow(const v1::Node& node, const v1::GpuInfo& g) {
   std::vector<std::string> links;
   std::vector<std::string> p2p;
@@ -154,7 +165,7 @@ std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide) {
     rows.push_back(
         {n.name(), n.state() == v1::NODE_STATE_READY ? "Ready" : "NotReady",
          absl::StrCat(n.allocated().milli_cpus() / 1000.0, "/", inv.milli_cpus() / 1000.0),
-         absl::StrCat(n.allocated().memory_bytes() >> 20, "/", inv.memory_bytes() >> 20, "Mi"),
+         MemoryUsage(n.allocated().memory_bytes(), inv.memory_bytes()),
          absl::StrCat(n.allocated().gpus(), "/", inv.gpus_size()), absl::StrCat(n.running_ranks()),
          n.address()});
     for (const auto& g : inv.gpus()) gpu_rows.push_back(GpuRow(n, g));

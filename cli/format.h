@@ -25,6 +25,9 @@ std::string Table(const std::vector<std::vector<std::string>>& rows);
 std::string JobsTable(const std::vector<v1::Job>& jobs, int64_t now_ms);
 // One job with its ranks.
 std::string JobDetail(const v1::Job& job, int64_t now_ms);
+// A node's memory as "used/total": in Mi below 10 GiB of total ("512/4096Mi"),
+// else in Gi to a tenth ("12.5/1024Gi").
+std::string MemoryUsage(int64_t used, int64_t total);
 // The nodes; `wide` adds a table of their GPUs (GpuRow).
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide);
 // One GPU of `node` for `nodes -o wide`: NODE, GPU, MODEL, MEMORY, NUMA,

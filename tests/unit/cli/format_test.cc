@@ -56,6 +56,13 @@ TEST(GpuRowTest, PeerAccessWithoutRanks) {
   EXPECT_EQ(GpuRow(node, gpu)[9], "1");
 }
 
+TEST(MemoryUsageTest, MiForSmallNodesGiForLargeOnes) {
+  constexpr int64_t kMi = int64_t{1} << 20, kGi = int64_t{1} << 30;
+  EXPECT_EQ(MemoryUsage(512 * kMi, 4 * kGi), "512/4096Mi");
+  EXPECT_EQ(MemoryUsage(0, 1024 * kGi), "0/1024Gi");
+  EXPECT_EQ(MemoryUsage(12 * kGi + 512 * kMi, 755 * kGi + 300 * kMi), "12.5/755.3Gi");
+}
+
 TEST(NodesTableTest, WideAddsAGpuTableOnlyWhenThereAreGpus) {
   const v1::Node node = NodeWithOneGpu();
   EXPECT_THAT(NodesTable({node}, false), Not(HasSubstr("NVLINK")));
