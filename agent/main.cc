@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--address", options.address,
                  "address ranks use to reach this node (MASTER_ADDR); default: the node name");
   app.add_option("--state", options.state_dir, "directory for rank logs");
-  app.add_option("--cpus", cpus, "offer this many cores instead of those detected (e.g. 8 or 500m)");
+  app.add_option("--cpus", cpus,
+                 "offer this many cores instead of those detected (e.g. 8 or 500m)");
   app.add_option("--memory", memory, "offer this much memory instead of that detected (e.g. 64Gi)");
   app.add_option("--gpus", gpus, "simulate this many GPUs instead of those detected");
   app.add_option("--gpu-model", gpu_model, "model name of simulated GPUs");
