@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "agent/spawn.h"
 #include "boost/asio/posix/stream_descriptor.hpp"
 #include "boost/asio/steady_timer.hpp"
 
@@ -26,12 +25,6 @@ extern char** environ;
 
 namespace gangway::agent {
 
-// set_mempolicy's node mask: up to 1024 NUMA nodes, as the kernel's default.
-constexpr int kBitsPerWord = 8 * sizeof(unsigned long);
-constexpr int kNodeMaskWords = 1024 / kBitsPerWord;
-// From <numaif.h> (libnuma's header, not needed otherwise).
-constexpr int kMpolDefault = 0;
-constexpr int kMpolBind = 2;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -57,71 +50,6 @@ class UniqueFd {
   int fd_;
 };
 
-// RAII for the posix_spawn attribute objects, which own heap memory in glibc.
-class SpawnFileActions {
- public:
-  SpawnFileActions() { ok_ = posix_spawn_file_actions_init(&actions_) == 0; }
-  ~SpawnFileActions() {
-    if (ok_) posix_spawn_file_actions_destroy(&actions_);
-  }
-  SpawnFileActions(const SpawnFileActions&) = delete;
-  SpawnFileActions& operator=(const SpawnFileActions&) = delete;
-  bool ok() const { return ok_; }
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-  bool ok_ = false;
-};
-
-class SpawnAttr {
- public:
-  SpawnAttr() { ok_ = posix_spawnattr_init(&attr_) == 0; }
-  ~SpawnAttr() {
-    if (ok_) posix_spawnattr_destroy(&attr_);
-  }
-  SpawnAttr(const SpawnAttr&) = delete;
-  SpawnAttr& operator=(const SpawnAttr&) = delete;
-  bool ok() const { return ok_; }
-  posix_spawnattr_t* get() { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-  bool ok_ = false;
-};
-
-// The supervisor's environment with `overrides` replacing or adding entries.
-std::vector<std::string> BuildEnv(
-    const std::vector<std::pair<std::string, std::string>>& overrides) {
-  std::vector<std::string> env;
-  std::unordered_map<std::string, size_t> index;  // name -> position in env
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    std::string_view kv(*entry);
-    std::string name(kv.substr(0, kv.find('=')));
-    if (index.contains(name)) continue;  // getenv() sees only the first one
-    index.emplace(std::move(name), env.size());
-    env.emplace_back(kv);
-  }
-  for (const auto& [name, value] : overrides) {
-    std::string kv = absl::StrCat(name, "=", value);
-    if (auto it = index.find(name); it != index.end()) {
-      env[it->second] = std::move(kv);
-    } else {
-      index.emplace(name, env.size());
-      env.push_back(std::move(kv));
-    }
-  }
-  return env;
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (std::string& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 // Best effort: the log is where a user looks first when a rank never ran.
 void AppendToLog(int fd, const std::string& line) {
   std::string text = line + "\n";
@@ -132,10 +60,6 @@ void AppendToLog(int fd, const std::string& line) {
     if (n <= 0) return;
     rest.remove_prefix(static_cast<size_t>(n));
   }
-}
-
-bool IsExecError(int err) {
-  return err == ENOENT || err == EACCES || err == ENOEXEC || err == ENOTDIR;
 }
 
 ExitInfo ToExitInfo(const siginfo_t& info) {
@@ -178,7 +102,11 @@ struct Supervisor::Impl {
     bool kill_armed = false;
   };
 
-  Impl(boost::asio::io_context& io, ExitCallback on_exit) : io(io), on_exit(std::move(on_exit)) {}
+  Impl(boost::asio::io_context& io, ExitCallback on_exit, EnvironmentOptions environment)
+      : io(io),
+        on_exit(std::move(on_exit)),
+        environment(std::move(environment)),
+        self(CurrentUser()) {}
 
   absl::StatusOr<pid_t> Launch(const LaunchRequest& request);
   void Stop(pid_t pid, std::chrono::milliseconds grace);
@@ -189,6 +117,9 @@ struct Supervisor::Impl {
 
   boost::asio::io_context& io;
   ExitCallback on_exit;
+  const EnvironmentOptions environment;
+  // Whose HOME, USER, LOGNAME and SHELL a rank without a user gets.
+  const UserIdentity self;
   std::unordered_map<pid_t, std::unique_ptr<Child>> children;
   uint64_t next_serial = 0;
   // Completion handlers still queued in the io_context when the Supervisor
@@ -205,15 +136,14 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
     }
   }
   for (int node : request.memory_nodes) {
-    if (node < 0 || node >= kNodeMaskWords * kBitsPerWord) {
+    if (node < 0 || node >= 1024) {  // the kernel's default MAX_NUMNODES
       return absl::InvalidArgumentError(absl::StrCat("NUMA node ", node, " out of range"));
     }
   }
-  const std::string& argv0 = request.argv[0];
-
-  // The log is opened here rather than as a spawn file action so a bad log
-  // path is reported as such and not as "cannot execute", and so that exec
-  // failures can be written into it.
+  // The log is opened here, by the supervisor (the rank's user may not be
+  // able to write the state directory), so a bad log path is reported as
+  // such and not as "cannot execute", and so that exec failures can be
+  // written into it.
   UniqueFd log_fd;
   if (!request.log_path.empty()) {
     std::filesystem::path log_path(request.log_path);
@@ -231,7 +161,7 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
           absl::StrCat("cannot open log '", request.log_path, "': ", ErrnoText(errno)));
     }
     // Kept off 1 and 2 (a supervisor started with those closed) so the
-    // dup2 actions below always clear close-on-exec on the child's copies.
+    // child's dup2 always clears close-on-exec on its copies.
     if (fd <= STDERR_FILENO) {
       int high = ::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
       int err = errno;
@@ -244,79 +174,23 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
     log_fd.reset(fd);
   }
 
-  auto fail_before_exec = [&](const std::string& message) {
-    if (log_fd.get() >= 0) AppendToLog(log_fd.get(), absl::StrCat("gangway: ", message));
-    return absl::FailedPreconditionError(message);
-  };
-
-  // posix_spawn reports a failed chdir as ENOENT too, which would read as
-  // "cannot execute"; checking first keeps the two apart.
-  if (!request.working_dir.empty()) {
-    struct stat st;
-    if (::stat(request.working_dir.c_str(), &st) != 0) {
-      return fail_before_exec(
-          absl::StrCat("cannot chdir to '", request.working_dir, "': ", ErrnoText(errno)));
-    }
-    if (!S_ISDIR(st.st_mode)) {
-      return fail_before_exec(
-          absl::StrCat("cannot chdir to '", request.working_dir, "': ", ErrnoText(ENOTDIR)));
-    }
-    if (::access(request.working_dir.c_str(), X_OK) != 0) {
-      return fail_before_exec(
-          absl::StrCat("cannot chdir to '", request.working_dir, "': ", ErrnoText(errno)));
-    }
+  // The base environment is read at each launch: the agent's environment
+  // is fixed, but tests change theirs between launches.
+  std::vector<std::string> parent_env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    parent_env.emplace_back(*entry);
   }
-
-  SpawnFileActions actions;
-  SpawnAttr attr;
-  if (!actions.ok() || !attr.ok()) return absl::InternalError("posix_spawn init failed");
-  int rc = posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  if (rc == 0 && log_fd.get() >= 0) {
-    rc = posix_spawn_file_actions_adddup2(actions.get(), log_fd.get(), STDOUT_FILENO);
-    if (rc == 0) rc = posix_spawn_file_actions_adddup2(actions.get(), log_fd.get(), STDERR_FILENO);
-  }
-  if (rc == 0 && !request.working_dir.empty()) {
-    rc = posix_spawn_file_actions_addchdir_np(actions.get(), request.working_dir.c_str());
-  }
-  if (rc != 0) return absl::InternalError(absl::StrCat("posix_spawn setup: ", ErrnoText(rc)));
-
-  // A rank must not inherit the supervisor's blocked signals or ignored
-  // dispositions (SIG_IGN survives exec: an agent ignoring SIGPIPE or
-  // SIGTERM would pass that on and break Stop).
-  sigset_t empty_mask, all_signals;
-  sigemptyset(&empty_mask);
-  sigfillset(&all_signals);
-  rc = posix_spawnattr_setflags(
-      attr.get(), POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (rc == 0) rc = posix_spawnattr_setsigmask(attr.get(), &empty_mask);
-  if (rc == 0) rc = posix_spawnattr_setsigdefault(attr.get(), &all_signals);
-  if (rc != 0) return absl::InternalError(absl::StrCat("posix_spawn setup: ", ErrnoText(rc)));
-
-  std::vector<std::string> argv_strings = request.argv;
-  std::vector<char*> argv = CStrings(argv_strings);
-  std::vector<std::string> env_strings = BuildEnv(request.env);
-  std::vector<char*> envp = CStrings(env_strings);
-
-  // The memory policy of this (the loop) thread is what the child inherits:
-  // bind it for the spawn and put it back at once.
-  const bool bind_memory = !request.memory_nodes.empty();
-  if (bind_memory) {
-    unsigned long mask[kNodeMaskWords] = {};
-    for (int node : request.memory_nodes) mask[node / kBitsPerWord] |= 1UL << (node % kBitsPerWord);
-    if (::syscall(SYS_set_mempolicy, kMpolBind, mask, kNodeMaskWords * kBitsPerWord + 1) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("set_mempolicy for '", argv0, "': ", ErrnoText(errno)));
+  const UserIdentity* user = request.user ? &*request.user : nullptr;
+  if (user == nullptr && !environment.inherit_all) user = &self;
+  absl::StatusOr<pid_t> spawned = SpawnRank(
+      request, BuildRankEnvironment(environment, parent_env, user, request.env), log_fd.get());
+  if (!spawned.ok()) {
+    if (absl::IsFailedPrecondition(spawned.status()) && log_fd.get() >= 0) {
+      AppendToLog(log_fd.get(), absl::StrCat("gangway: ", spawned.status().message()));
     }
+    return spawned.status();
   }
-  pid_t pid = -1;
-  rc = posix_spawnp(&pid, argv0.c_str(), actions.get(), attr.get(), argv.data(), envp.data());
-  if (bind_memory) ::syscall(SYS_set_mempolicy, kMpolDefault, nullptr, 0);
-  if (rc != 0) {
-    if (IsExecError(rc)) {
-      return fail_before_exec(absl::StrCat("cannot execute '", argv0, "': ", ErrnoText(rc)));
-    }
-    return absl::InternalError(absl::StrCat("posix_spawn '", argv0, "': ", ErrnoText(rc)));
-  }
+  const pid_t pid = *spawned;
 
   // Our own fd: the child is ours and unreaped, so the pid cannot have been
   // reused yet (unless SIGCHLD is SIG_IGN, which a supervisor must not set).
@@ -327,25 +201,6 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     return absl::InternalError(absl::StrCat("pidfd_open: ", ErrnoText(err)));
-  }
-
-  // Set after the child is already running: exec and the program's start-up
-  // run on the inherited CPUs for a moment, and a thread it creates within
-  // that moment keeps the old mask. Ranks pin long-lived work well after.
-  if (!request.cpu_affinity.empty()) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int cpu : request.cpu_affinity) CPU_SET(cpu, &set);
-    // ESRCH cannot happen for an unreaped child; EINVAL is a mask with no
-    // CPU this process may use.
-    if (::sched_setaffinity(pid, sizeof(set), &set) != 0) {
-      int err = errno;
-      ::kill(-pid, SIGKILL);
-      ReapBlocking(pidfd);
-      ::close(pidfd);
-      return absl::InvalidArgumentError(
-          absl::StrCat("sched_setaffinity for '", argv0, "': ", ErrnoText(err)));
-    }
   }
 
   auto child = std::make_unique<Child>(io, pid, pidfd, next_serial++);
@@ -436,8 +291,9 @@ void Supervisor::Impl::KillAndReapAll() {
   children.clear();
 }
 
-Supervisor::Supervisor(boost::asio::io_context& io, ExitCallback on_exit)
-    : impl_(std::make_unique<Impl>(io, std::move(on_exit))) {}
+Supervisor::Supervisor(boost::asio::io_context& io, ExitCallback on_exit,
+                       EnvironmentOptions environment)
+    : impl_(std::make_unique<Impl>(io, std::move(on_exit), std::move(environment))) {}
 
 Supervisor::~Supervisor() { impl_->KillAndReapAll(); }
 

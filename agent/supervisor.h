@@ -3,11 +3,12 @@
 // Thread: every method runs on the io_context's thread; exit callbacks are
 // delivered there too. Nothing is locked, so nothing else may call in.
 //
-// Each rank is spawned with posix_spawn as the leader of a new session (so
-// it has its own process group) with stdout and stderr appended to its log
-// file. Exits are watched through a pidfd per child (Linux >= 5.3): waiting
-// on exactly that child means no SIGCHLD handler and no waitpid(-1), so two
-// supervisors in one process (as in `gangway local`) never reap each other's
+// Each rank is started with fork + exec (spawn.h: posix_spawn cannot change
+// the uid) as the leader of a new session (so it has its own process group)
+// with stdout and stderr appended to its log file, as the workload user the
+// request names and with a clean environment (EnvironmentOptions). Exits are watched through a
+// pidfd per child (Linux >= 5.3): waiting on exactly that child means no SIGCHLD handler and no
+// waitpid(-1), so two supervisors in one process (as in `gangway local`) never reap each other's
 // children. When a leader exits, whatever is left of its process group is
 // killed before the leader is reaped, so a finished rank leaves nothing
 // behind and the group id cannot be reused in between. A descendant that
@@ -22,29 +23,55 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/workload_user.h"
 #include "boost/asio/io_context.hpp"
 
 namespace gangway::agent {
 
+// What a rank inherits from the supervisor's environment.
+//
+// By default (a node agent) almost nothing: an allowlist of PATH, LANG,
+// LANGUAGE, LC_*, TZ and TERM, plus the names in `pass`; HOME, USER,
+// LOGNAME and SHELL come from the workload user's passwd entry. The agent's
+// other variables (credentials, NOTIFY_SOCKET, proxies, its own
+// GANGWAY_* settings) never reach a job. Without PATH, ranks get
+// /usr/local/bin:/usr/bin:/bin.
+//
+// `inherit_all` is `gangway local`: one user on a laptop runs ranks as
+// themselves with their whole environment (virtualenv, CUDA paths, tokens
+// they chose to export), as torchrun does.
+struct EnvironmentOptions {
+  bool inherit_all = false;
+  std::vector<std::string> pass;  // --pass-env NAME
+};
+
 struct LaunchRequest {
-  // argv[0] is looked up in the supervisor's PATH (not one set in `env`).
+  // argv[0] without a slash is looked up in the rank's own PATH (its final
+  // environment), as execvp would, with the rank's permissions.
   std::vector<std::string> argv;
-  // Set on top of the supervisor's own environment (so PATH and HOME pass).
+  // Set on top of the base environment (EnvironmentOptions): the job's env
+  // and the rank's variables.
   std::vector<std::pair<std::string, std::string>> env;
-  std::string working_dir;  // empty: inherit
+  // Who the rank runs as. Unset, or the supervisor's own uid and gid:
+  // unchanged. Another user (needs root): the child drops every
+  // supplementary group, then takes the user's gid, then its uid.
+  std::optional<UserIdentity> user;
+  // Empty: inherit, except that a rank switched to another user starts in
+  // that user's home when it can enter it, else in "/".
+  std::string working_dir;
   // stdout and stderr, appended; parent dirs created. Empty: inherit.
   std::string log_path;
-  // Empty: inherit. Applied just after the spawn, so exec and the first
-  // moments of the program run on the inherited CPUs.
+  // Empty: inherit. Set in the child before exec.
   std::vector<int> cpu_affinity;
   // NUMA nodes the process may allocate memory on (MPOL_BIND). Empty:
-  // inherit. Set on the spawning thread around the spawn, since a memory
-  // policy passes to a child and cannot be set on another process.
+  // inherit. Set in the child before exec (a memory policy survives exec
+  // and cannot be set on another process).
   std::vector<int> memory_nodes;
 };
 
@@ -61,7 +88,8 @@ class Supervisor {
 
   // `on_exit` runs once per launched pid, after the pid's group is killed
   // and the pid reaped. It may call Launch and Stop, or destroy this.
-  Supervisor(boost::asio::io_context& io, ExitCallback on_exit);
+  Supervisor(boost::asio::io_context& io, ExitCallback on_exit,
+             EnvironmentOptions environment = {});
   // Kills (SIGKILL) the group of every child still running and reaps them,
   // blocking until they are gone; their callbacks are not run. Must run
   // before `io` is destroyed.
@@ -72,9 +100,11 @@ class Supervisor {
   // Starts a process, returning its pid (also its process group id).
   // Errors: INVALID_ARGUMENT (empty argv, a CPU out of range or not usable),
   // FAILED_PRECONDITION (argv[0] cannot be executed - not found, not
-  // executable, bad format - or working_dir is unusable; the message, as
-  // "gangway: <message>", is also appended to the log, where a user looks
-  // first), INTERNAL (log cannot be opened, other spawn failures).
+  // executable, bad format, not readable by the workload user - or
+  // working_dir is unusable, or the user cannot be switched to; the
+  // message, as "gangway: <message>", is also appended to the log, where a
+  // user looks first), INTERNAL (log cannot be opened, other spawn
+  // failures).
   // A caller reporting an exit code for FAILED_PRECONDITION should use 127,
   // as a shell would.
   absl::StatusOr<pid_t> Launch(const LaunchRequest& request);

@@ -33,6 +33,7 @@ using std::chrono::seconds;
 using std::chrono::steady_clock;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace fs = std::filesystem;
 
@@ -168,20 +169,65 @@ TEST_F(SupervisorTest, StdinIsDevNull) {
   EXPECT_EQ(ReadFile(dir_ / "rank.log"), "eof\n");
 }
 
-TEST_F(SupervisorTest, PassesEnvironmentWithOverrides) {
+TEST_F(SupervisorTest, InheritAllPassesEnvironmentWithOverrides) {
+  // `gangway local`: the invoking user's whole environment.
+  std::map<pid_t, std::vector<ExitInfo>> exits;
+  Supervisor local(
+      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); },
+      EnvironmentOptions{.inherit_all = true});
   ::setenv("GANGWAY_SUP_TEST_KEPT", "kept", 1);
   ::setenv("GANGWAY_SUP_TEST_OVERRIDE", "parent", 1);
   LaunchRequest request =
       Sh("echo \"$GANGWAY_SUP_TEST_KEPT|$GANGWAY_SUP_TEST_OVERRIDE|$GANGWAY_SUP_TEST_NEW\";"
          "[ -n \"$PATH\" ] && echo path-set");
   request.env = {{"GANGWAY_SUP_TEST_OVERRIDE", "child"}, {"GANGWAY_SUP_TEST_NEW", "new"}};
-  pid_t pid = LaunchOk(request);
+  absl::StatusOr<pid_t> pid = local.Launch(request);
   ::unsetenv("GANGWAY_SUP_TEST_KEPT");
   ::unsetenv("GANGWAY_SUP_TEST_OVERRIDE");
-  std::optional<ExitInfo> exit = WaitExit(pid);
-  ASSERT_TRUE(exit.has_value());
-  EXPECT_EQ(exit->exit_code, 0);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_TRUE(RunUntil([&] { return exits.contains(*pid); }));
+  EXPECT_EQ(exits[*pid].front().exit_code, 0);
   EXPECT_EQ(ReadFile(dir_ / "rank.log"), "kept|child|new\npath-set\n");
+}
+
+// The default: an allowlist of the supervisor's variables, the user's
+// identity, then the request's variables; nothing else of the agent's.
+TEST_F(SupervisorTest, CleanEnvironmentByDefault) {
+  std::map<pid_t, std::vector<ExitInfo>> exits;
+  Supervisor clean(
+      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); },
+      EnvironmentOptions{.pass = {"GANGWAY_SUP_TEST_PASSED"}});
+  ::setenv("GANGWAY_SUP_TEST_SECRET", "agent-only", 1);
+  ::setenv("GANGWAY_SUP_TEST_PASSED", "passed", 1);
+  ::setenv("LC_GANGWAY_TEST", "lc", 1);
+  const char* home = std::getenv("HOME");
+  const std::string saved_home = home ? home : "";
+  const char* tz = std::getenv("TZ");
+  const std::string saved_tz = tz ? tz : "";
+  ::setenv("HOME", "/agent-home", 1);
+  ::setenv("TZ", "UTC", 1);
+  LaunchRequest request = Sh("env");
+  request.env = {{"GANGWAY_SUP_TEST_NEW", "new"}, {"TZ", "Europe/Paris"}};
+  absl::StatusOr<pid_t> pid = clean.Launch(request);
+  ::unsetenv("GANGWAY_SUP_TEST_SECRET");
+  ::unsetenv("GANGWAY_SUP_TEST_PASSED");
+  ::unsetenv("LC_GANGWAY_TEST");
+  home ? ::setenv("HOME", saved_home.c_str(), 1) : ::unsetenv("HOME");
+  tz ? ::setenv("TZ", saved_tz.c_str(), 1) : ::unsetenv("TZ");
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_TRUE(RunUntil([&] { return exits.contains(*pid); }));
+  const std::string env = "\n" + ReadFile(dir_ / "rank.log");
+  const UserIdentity me = CurrentUser();
+  EXPECT_THAT(env, Not(HasSubstr("GANGWAY_SUP_TEST_SECRET")));
+  EXPECT_THAT(env, Not(HasSubstr("/agent-home")));
+  EXPECT_THAT(env, HasSubstr("\nGANGWAY_SUP_TEST_PASSED=passed\n"));
+  EXPECT_THAT(env, HasSubstr("\nGANGWAY_SUP_TEST_NEW=new\n"));
+  EXPECT_THAT(env, HasSubstr("\nTZ=Europe/Paris\n"));
+  EXPECT_THAT(env, HasSubstr("\nLC_GANGWAY_TEST=lc\n"));
+  EXPECT_THAT(env, HasSubstr("\nHOME=" + me.home + "\n"));
+  EXPECT_THAT(env, HasSubstr("\nUSER=" + me.name + "\n"));
+  EXPECT_THAT(env, HasSubstr("\nLOGNAME=" + me.name + "\n"));
+  EXPECT_THAT(env, HasSubstr("\nPATH="));
 }
 
 TEST_F(SupervisorTest, RunsInWorkingDir) {
