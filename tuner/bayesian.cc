@@ -82,6 +82,9 @@ class BayesianSampler final : public Sampler {
   std::optional<GpHyperparameters> last_fit_[4];
   int last_warp_ = -1;
   int last_fit_size_ = 0;
+  // The model of the completed trials with the current hyperparameters,
+  // kept between asks so a new result extends its Cholesky factor.
+  std::optional<GaussianProcess> cache_;
 };
 
 constexpr double kAutoDeltas[] = {std::numeric_limits<double>::infinity(), 1.0, 0.1, 0.01};
@@ -137,27 +140,57 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
                      nc >= last_fit_size_ + std::max(1, last_fit_size_ / 16);
   Eigen::VectorXd log_derivative;
   if (!refit) {
+    // Same hyperparameters as the last ask: extend the kept factorization by
+    // the new results (O(n^2) each) instead of factoring all n again.
     *y = warp(last_warp_, &log_derivative);
-    GaussianProcess gp = GaussianProcess::Condition(x, *y, *last_fit_[last_warp_], true);
+    if (!cache_.has_value()) {
+      cache_ = GaussianProcess::Condition(x, *y, *last_fit_[last_warp_], true);
+    } else {
+      cache_->Update(x, *y, true);
+    }
+    GaussianProcess gp = *cache_;
     AddPending(space, input, gp);
     return gp;
   }
   std::vector<int> subset(nc);
   std::iota(subset.begin(), subset.end(), 0);
-  const int max_fit = std::max(options_.max_fit_points, 8);
+  const bool large = nc > options_.refit_every_below;
+  const int max_fit = std::max(large ? options_.max_fit_points : nc, 8);
   if (nc > max_fit) {
     std::shuffle(subset.begin(), subset.end(), rng);
     subset.resize(max_fit);
     std::sort(subset.begin(), subset.end());
   }
   const Eigen::MatrixXd xs = x(subset, Eigen::all);
-  const bool large = nc > options_.refit_every_below;
   GpFitOptions refine_only = options_.gp;
   refine_only.random_restarts = 0;
   refine_only.start_at_prior_mode = false;
+  refine_only.max_iterations = options_.large_refit_iterations;
+  // A scheduled refit of a large history scores every warp at its last
+  // hyperparameters (one O(m^3) factorization each, no optimizer) and
+  // refines the winner only: the warp choice rarely changes between
+  // refits, and four warm-started L-BFGS runs were most of a refit's cost.
+  int only_warp = -1;
+  if (large && automatic) {
+    double best_score = -std::numeric_limits<double>::infinity();
+    for (int k = 0; k < 4; ++k) {
+      if (!last_fit_[k]) continue;
+      const Eigen::VectorXd yk = warp(k, &log_derivative)(subset);
+      const GpHyperparameters& h = *last_fit_[k];
+      Eigen::VectorXd theta(h.log_lengthscale.size() + 2);
+      theta << h.log_lengthscale, h.log_signal_variance, h.log_noise_variance;
+      const double score = -GaussianProcess::NegLogPosterior(xs, yk, theta, options_.gp, nullptr) +
+                           log_derivative(subset).sum();
+      if (score > best_score) {
+        best_score = score;
+        only_warp = k;
+      }
+    }
+  }
   std::optional<GaussianProcess> chosen;
   double best_score = -std::numeric_limits<double>::infinity();
   for (int k = 0; k < (automatic ? 4 : 1); ++k) {
+    if (only_warp >= 0 && k != only_warp) continue;
     Eigen::VectorXd yk = warp(k, &log_derivative);
     const Eigen::VectorXd ys = yk(subset);
     GaussianProcess g = GaussianProcess::Fit(xs, ys, large ? refine_only : options_.gp, rng,
@@ -177,6 +210,7 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
   if (static_cast<int>(subset.size()) < nc) {
     chosen = GaussianProcess::Condition(x, *y, chosen->hyperparameters(), true);
   }
+  cache_ = *chosen;
   AddPending(space, input, *chosen);
   return *std::move(chosen);
 }
@@ -237,7 +271,7 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
   int m = options_.candidates;
   if (m <= 0) {
     // The candidate sweep costs O(m n^2); keep it near a fixed budget.
-    m = static_cast<int>(std::clamp(8e6 / std::max(1.0, double(n) * n), 128.0, 2048.0));
+    m = static_cast<int>(std::clamp(8e6 / std::max(1.0, double(n) * n), 64.0, 2048.0));
   }
   std::vector<UnitPoint> cands;
   cands.reserve(m + m / 2);
@@ -316,10 +350,17 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
     UnitPoint u;
   };
   std::vector<Scored> results;
+  // Each L-BFGS step costs two O(n^2) triangular solves. Past ~300 results
+  // keep the refinement's total near its cost at 300: fewer starts and
+  // steps (the candidate set already holds local perturbations of the best
+  // points, so the sweep alone lands close).
+  const double scale = std::min(1.0, 300.0 * 300.0 / (static_cast<double>(n) * n));
   MinimizeOptions mo;
-  mo.max_iterations = 50;
+  mo.max_iterations = std::max(20, static_cast<int>(50 * scale));
   mo.gradient_tolerance = 1e-7;
-  const int starts = std::min(options_.refine_starts, total);
+  const int starts =
+      std::min({options_.refine_starts,
+                std::max(1, static_cast<int>(std::lround(options_.refine_starts * scale))), total});
   for (int s = 0; s < starts; ++s) {
     const UnitPoint& u0 = cands[rank[s]];
     Eigen::VectorXd x0 = Eigen::Map<const Eigen::VectorXd>(u0.data(), p);

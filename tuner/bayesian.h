@@ -65,6 +65,9 @@ struct BayesianOptions {
   // fit is O(n^3) per iteration.
   int refit_every_below = 64;
   int max_fit_points = 128;
+  // L-BFGS iterations of a scheduled refit beyond `refit_every_below`: it
+  // starts at the previous fit, which is close.
+  int large_refit_iterations = 25;
 };
 
 int DefaultInitialPoints(int num_parameters);

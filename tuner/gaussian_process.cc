@@ -197,6 +197,10 @@ void GaussianProcess::Recondition(bool profile_mean) {
       break;
     }
   }
+  Solve(profile_mean);
+}
+
+void GaussianProcess::Solve(bool profile_mean) {
   if (profile_mean) {
     Eigen::VectorXd kinv1 =
         l_.triangularView<Eigen::Lower>().solve(Eigen::VectorXd::Ones(y_.size()));
@@ -206,6 +210,46 @@ void GaussianProcess::Recondition(bool profile_mean) {
   const Eigen::VectorXd resid = y_.array() - hp_.mean;
   alpha_ = l_.triangularView<Eigen::Lower>().solve(resid);
   l_.triangularView<Eigen::Lower>().transpose().solveInPlace(alpha_);
+}
+
+bool GaussianProcess::Update(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
+                             bool profile_mean) {
+  const int n0 = size();
+  const int n = static_cast<int>(x.rows());
+  const int k = n - n0;
+  if (n0 == 0 || k < 0 || x.cols() != x_.cols() || x.topRows(n0) != x_) {
+    x_ = x;
+    y_ = y;
+    Recondition(profile_mean);
+    return false;
+  }
+  if (k > 0) {
+    // Block Cholesky: [L11 0; L21 L22] with L21 = K21 L11^-T and
+    // L22 L22^T = K22 - L21 L21^T. noise_var_ already holds any jitter the
+    // first factorization needed.
+    const Eigen::MatrixXd znew = x.bottomRows(k) * inv_ls_.asDiagonal();
+    const Eigen::MatrixXd k12 = Matern52(SqDist(z_, znew), signal_var_);
+    Eigen::MatrixXd k22 = Matern52(SqDist(znew, znew), signal_var_);
+    k22.diagonal().array() += noise_var_;
+    const Eigen::MatrixXd l21t = l_.triangularView<Eigen::Lower>().solve(k12);  // n0 x k
+    Eigen::LLT<Eigen::MatrixXd> llt(k22 - l21t.transpose() * l21t);
+    if (llt.info() != Eigen::Success) {
+      x_ = x;
+      y_ = y;
+      Recondition(profile_mean);
+      return false;
+    }
+    l_.conservativeResize(n, n);
+    l_.topRightCorner(n0, k).setZero();
+    l_.bottomLeftCorner(k, n0) = l21t.transpose();
+    l_.bottomRightCorner(k, k) = llt.matrixL();
+    x_ = x;
+    z_.conservativeResize(n, Eigen::NoChange);
+    z_.bottomRows(k) = znew;
+  }
+  y_ = y;
+  Solve(profile_mean);
+  return true;
 }
 
 void GaussianProcess::Predict(const Eigen::MatrixXd& xs, Eigen::VectorXd* mean,

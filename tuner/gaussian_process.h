@@ -86,6 +86,15 @@ class GaussianProcess {
   // trials.
   void AddObservation(const Eigen::VectorXd& x, double y);
 
+  // Re-conditions on (x, y) with the same hyperparameters. When the rows the
+  // model holds are the first rows of x (a sweep's history only grows), the
+  // Cholesky factor is extended by the new rows only, O(n^2 k) instead of
+  // O(n^3); y may change completely (the output warp moves with every
+  // result) since only the O(n^2) solves depend on it. Otherwise, or if the
+  // extension is not positive definite, it factors from scratch. Returns
+  // whether it extended. `profile_mean` as for Condition.
+  bool Update(const Eigen::MatrixXd& x, const Eigen::VectorXd& y, bool profile_mean);
+
   const GpHyperparameters& hyperparameters() const { return hp_; }
   // The minimized negative log posterior of the fit (NaN when built by
   // Condition): lets callers compare models of differently transformed
@@ -97,6 +106,8 @@ class GaussianProcess {
  private:
   GaussianProcess() = default;
   void Recondition(bool profile_mean);
+  // Mean (if profiled) and alpha from l_ and y_: O(n^2).
+  void Solve(bool profile_mean);
 
   GpHyperparameters hp_;
   Eigen::MatrixXd x_;  // n x D, raw features.

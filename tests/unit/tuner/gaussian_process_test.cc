@@ -100,6 +100,34 @@ TEST(GaussianProcessTest, AddObservationEqualsConditioningFromScratch) {
   EXPECT_LT(v[0], 1e-3);
 }
 
+TEST(GaussianProcessTest, UpdateExtendsTheFactorAndMatchesConditioningFromScratch) {
+  std::mt19937_64 rng(4);
+  const Eigen::MatrixXd x = RandomPoints(40, 3, rng);
+  const Eigen::VectorXd y = Quadratic(x);
+  GaussianProcess gp = GaussianProcess::Fit(x.topRows(25), y.head(25), {}, rng);
+  // New rows and new outputs for every row (an output warp moves with each
+  // result): the factor is extended, the solves redone.
+  const Eigen::VectorXd y2 = 2 * y.array() + 1;
+  EXPECT_TRUE(gp.Update(x, y2, /*profile_mean=*/true));
+  EXPECT_EQ(gp.size(), 40);
+  const GaussianProcess full = GaussianProcess::Condition(x, y2, gp.hyperparameters(), true);
+  EXPECT_NEAR(gp.hyperparameters().mean, full.hyperparameters().mean, 1e-9);
+  const Eigen::MatrixXd xt = RandomPoints(6, 3, rng);
+  Eigen::VectorXd m1, v1, m2, v2;
+  gp.Predict(xt, &m1, &v1);
+  full.Predict(xt, &m2, &v2);
+  EXPECT_LT((m1 - m2).lpNorm<Eigen::Infinity>(), 1e-8);
+  EXPECT_LT((v1 - v2).lpNorm<Eigen::Infinity>(), 1e-8);
+  // Rows that are not an extension of the held ones: factored from scratch.
+  Eigen::MatrixXd shuffled = x;
+  shuffled.row(0).swap(shuffled.row(1));
+  EXPECT_FALSE(gp.Update(shuffled, y2, true));
+  const GaussianProcess ref = GaussianProcess::Condition(shuffled, y2, gp.hyperparameters(), true);
+  gp.Predict(xt, &m1, &v1);
+  ref.Predict(xt, &m2, &v2);
+  EXPECT_LT((m1 - m2).lpNorm<Eigen::Infinity>(), 1e-8);
+}
+
 TEST(AcquisitionTest, LogHMatchesDirectFormulaAndStaysFinite) {
   for (double z : {-3.0, -1.5, -1.0, -0.5, 0.0, 0.7, 2.0, 5.0}) {
     const double phi = std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);

@@ -230,6 +230,24 @@ TEST(BayesianTest, BeatsRandomSearchOnAQuadratic) {
   EXPECT_EQ(wins, 5);
 }
 
+TEST(BayesianTest, LongSweepWithScheduledRefitsStillConverges) {
+  // Past refit_every_below results the model is extended between scheduled
+  // refits, and a refit scores the warps before refining one.
+  TunerOptions o;
+  o.bayesian.refit_every_below = 12;
+  o.bayesian.max_fit_points = 16;
+  Tuner t = Make(UnitBox(2), Algorithm::kBayesian, 9, o);
+  double best = INFINITY;
+  for (int i = 0; i < 40; ++i) {
+    auto p = t.Ask(1);
+    ASSERT_TRUE(p.ok());
+    const double y = Quadratic(Doubles((*p)[0].assignment));
+    best = std::min(best, y);
+    ASSERT_TRUE(t.Tell((*p)[0].trial_id, y).ok());
+  }
+  EXPECT_LT(best, 1e-4);
+}
+
 TEST(BayesianTest, MaximizesWithCategoricalsAndInts) {
   TunerOptions o;
   o.direction = Direction::kMaximize;
