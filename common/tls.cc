@@ -48,7 +48,7 @@ class TokenInterceptorFactory : public grpc::experimental::ClientInterceptorFact
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view what) {
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(
@@ -59,7 +59,7 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_vi
   return buf.str();
 }
 
-absl::Status CheckPrivateFile(const std::string& path, std::string_view what) {
+absl::Status CheckPrivateFile(const std::string& path, absl::string_view what) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     return absl::InvalidArgumentError(
@@ -68,14 +68,14 @@ absl::Status CheckPrivateFile(const std::string& path, std::string_view what) {
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": '", path, "' is accessible to group or others (mode ", mode,
-                     "); it holds a secret: chmod 600 it"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": '", path,
+                                                   "' is accessible to group or others (mode ",
+                                                   mode, "); it holds a secret: chmod 600 it"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadPrivateFile(const std::string& path, std::string_view what) {
+absl::StatusOr<std::string> ReadPrivateFile(const std::string& path, absl::string_view what) {
   if (absl::Status s = CheckPrivateFile(path, what); !s.ok()) return s;
   return ReadTextFile(path, what);
 }
@@ -106,9 +106,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
-                                                          const ClientTls& tls,
-                                                          const std::string& token,
-                                                          const grpc::ChannelArguments& args) {
+                                                           const ClientTls& tls,
+                                                           const std::string& token,
+                                                           const grpc::ChannelArguments& args) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls);
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments channel_args = args;
@@ -143,9 +143,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::SslServerCredentials(ssl);
 }
 
-bool IsLoopbackAddress(std::string_view host_port) {
-  std::string_view host = host_port;
-  if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+bool IsLoopbackAddress(absl::string_view host_port) {
+  absl::string_view host = host_port;
+  if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
     host = host.substr(0, colon);
   }
   if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");

@@ -16,10 +16,10 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace gangway::common {
 
@@ -43,6 +43,11 @@ struct ClientTls {
   std::string server_name;
 
   bool enabled() const { return !ca_file.empty() || !ca_pem.empty(); }
+  // Sets ca_pem when `value` is PEM text (as ranks get GANGWAY_TLS_CA),
+  // else ca_file.
+  void SetCa(const std::string& value) {
+    (value.rfind("-----BEGIN", 0) == 0 ? ca_pem : ca_file) = value;
+  }
 };
 
 // INVALID_ARGUMENT naming the file that is missing, unreadable or (a key)
@@ -72,15 +77,15 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerTls& tls);
 
 // A file's whole contents; INVALID_ARGUMENT naming `what` and the path.
-absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view what);
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, absl::string_view what);
 
 // As ReadTextFile, for secrets (private keys, token files): refused when the
 // file is readable or writable by group or others, as ssh refuses a key.
-absl::StatusOr<std::string> ReadPrivateFile(const std::string& path, std::string_view what);
-absl::Status CheckPrivateFile(const std::string& path, std::string_view what);
+absl::StatusOr<std::string> ReadPrivateFile(const std::string& path, absl::string_view what);
+absl::Status CheckPrivateFile(const std::string& path, absl::string_view what);
 
 // True when "HOST:PORT" names only this machine: 127.0.0.0/8, [::1],
 // localhost. "0.0.0.0", "[::]", an empty host and any other name are not.
-bool IsLoopbackAddress(std::string_view host_port);
+bool IsLoopbackAddress(absl::string_view host_port);
 
 }  // namespace gangway::common

@@ -185,7 +185,7 @@ absl::Status Core::CheckCapacity(const common::ParsedJobSpec* parsed,
   return absl::InvalidArgumentError(what);
 }
 
-void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
+void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done, const Principal& who) {
   common::ParsedJobSpec parsed;
   const bool from_yaml = !request.yaml().empty();
   if (from_yaml) {
@@ -215,7 +215,7 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
     done(s);
     return;
   }
-  const std::string id = AddJob(std::move(parsed.spec), "");
+  const std::string id = AddJob(std::move(parsed.spec), "", who.ToString());
   after_write_.push_back([this, id, done = std::move(done)](bool stored) {
     if (stored) return done(jobs_.at(id));
     // Refuse what could not be stored, so nothing acknowledged is lost.
@@ -226,13 +226,22 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done) {
   });
 }
 
-std::string Core::AddJob(v1::JobSpec spec, const std::string& sweep_id) {
+absl::Status Core::CheckOwner(const Principal& who, const std::string& owner,
+                              const std::string& what) {
+  if (who.MayActOn(owner)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(what, " belongs to ",
+                                                  owner.empty() ? "nobody" : owner,
+                                                  "; only its owner or an admin may change it"));
+}
+
+std::string Core::AddJob(v1::JobSpec spec, const std::string& sweep_id, const std::string& owner) {
   const int64_t seq = next_seq_++;
   v1::Job job;
   job.set_id(absl::StrCat(spec.name(), "-", seq));
   job.set_seq(seq);
   job.set_create_time_ms(clock_->NowMs());
   job.set_sweep(sweep_id);
+  job.set_owner(owner);
   *job.mutable_spec() = std::move(spec);
   std::string id = job.id();
   v1::Job& j = jobs_.emplace(id, std::move(job)).first->second;
@@ -244,7 +253,7 @@ std::string Core::AddJob(v1::JobSpec spec, const std::string& sweep_id) {
 }
 
 std::string Core::CreateTrialJob(v1::JobSpec spec, const std::string& sweep_id) {
-  return AddJob(std::move(spec), sweep_id);
+  return AddJob(std::move(spec), sweep_id, sweeps_.Owner(sweep_id));
 }
 
 void Core::StopTrialJob(const std::string& job_id, const std::string& reason) {
@@ -275,12 +284,32 @@ bool Core::TrialJobLive(const std::string& job_id) const {
   return it != jobs_.end() && !IsTerminal(it->second.state());
 }
 
-void Core::SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done) {
+absl::StatusOr<v1::Sweep> Core::CancelSweep(const std::string& id, const Principal& who) {
+  absl::StatusOr<v1::Sweep> sweep = sweeps_.Get(id);
+  if (!sweep.ok()) return sweep.status();
+  if (absl::Status s = CheckOwner(who, sweep->owner(), absl::StrCat("sweep ", id)); !s.ok()) {
+    return s;
+  }
+  return sweeps_.Cancel(id);
+}
+
+absl::StatusOr<v1::Sweep> Core::UpdateSweep(const v1::UpdateSweepRequest& request,
+                                            const Principal& who) {
+  const std::string owner = sweeps_.Owner(request.id());
+  if (absl::Status s = CheckOwner(who, owner, absl::StrCat("sweep ", request.id()));
+      !s.ok() && sweeps_.Get(request.id()).ok()) {
+    return s;
+  }
+  return sweeps_.Update(request);
+}
+
+void Core::SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done,
+                       const Principal& who) {
   if (request.yaml().size() > common::kMaxSpecBytes) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "spec is ", request.yaml().size(), " bytes; the limit is ", common::kMaxSpecBytes)));
   }
-  absl::StatusOr<v1::Sweep> sweep = sweeps_.Submit(request);
+  absl::StatusOr<v1::Sweep> sweep = sweeps_.Submit(request, who.ToString());
   if (!sweep.ok()) return done(sweep.status());
   if (absl::Status s = CheckCapacity(nullptr, sweep->spec().trial_template()); !s.ok()) {
     sweeps_.Forget(sweep->id());
@@ -317,6 +346,29 @@ absl::StatusOr<std::vector<v1::MetricPoint>> Core::GetMetrics(const std::string&
     if (job == job_id && (name.empty() || p.name() == name)) out.push_back(p);
   }
   return out;
+}
+
+absl::Status Core::CheckLiveAttempt(const std::string& job_id, int32_t attempt) const {
+  auto it = jobs_.find(job_id);
+  if (it != jobs_.end() && it->second.attempt() == attempt) {
+    switch (it->second.state()) {
+      case v1::JOB_STATE_SCHEDULED:
+      case v1::JOB_STATE_RUNNING:
+      case v1::JOB_STATE_STOPPING:
+        return absl::OkStatus();
+      case v1::JOB_STATE_UNSPECIFIED:
+      case v1::JOB_STATE_PENDING:
+      case v1::JOB_STATE_RESTARTING:
+      case v1::JOB_STATE_SUCCEEDED:
+      case v1::JOB_STATE_FAILED:
+      case v1::JOB_STATE_CANCELLED:
+      case v1::JobState_INT_MIN_SENTINEL_DO_NOT_USE_:
+      case v1::JobState_INT_MAX_SENTINEL_DO_NOT_USE_:
+        break;
+    }
+  }
+  return absl::PermissionDeniedError(absl::StrCat("attempt ", attempt, " of job ", job_id,
+                                                  " is not running (finished or superseded)"));
 }
 
 bool Core::OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
@@ -363,9 +415,10 @@ std::vector<v1::Job> Core::ListJobs(bool all) const {
   return out;
 }
 
-absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
+absl::StatusOr<v1::Job> Core::Cancel(const std::string& id, const Principal& who) {
   v1::Job* job = FindJob(id);
   if (!job) return absl::NotFoundError(absl::StrCat("no job named '", id, "'"));
+  if (absl::Status s = CheckOwner(who, job->owner(), absl::StrCat("job ", id)); !s.ok()) return s;
   switch (job->state()) {
     case v1::JOB_STATE_PENDING:
       SetState(*job, v1::JOB_STATE_CANCELLED, "cancelled");
@@ -590,6 +643,8 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
     if (auto collector = sweeps_.CollectorFor(job.sweep())) *launch->mutable_metrics() = *collector;
   }
   const std::vector<std::string> argv = common::RankArgv(job.spec());
+  const std::string token =
+      options_.job_token ? options_.job_token(job.id(), job.attempt()) : std::string();
   for (const auto& rank : job.ranks()) {
     if (rank.node() != node || rank.state() != v1::RANK_STATE_LAUNCHING) continue;
     v1::RankLaunch* rl = launch->add_ranks();
@@ -597,6 +652,7 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
     for (auto& [k, v] : common::RankEnvironment(job, rank, options_.rendezvous_endpoint)) {
       (*rl->mutable_env())[k] = v;
     }
+    if (!token.empty()) (*rl->mutable_env())["GANGWAY_JOB_TOKEN"] = token;
     for (const auto& a : argv) rl->add_argv(a);
   }
   if (launch->ranks_size() > 0) Send(node, std::move(msg));

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "coordinator/principal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "coordinator/sweep_controller.h"
@@ -65,6 +66,9 @@ struct CoreOptions {
   std::function<void(const std::string& job_id)> on_job_ended;
   // Called (on the loop) when a gang is launched as `attempt`.
   std::function<void(const std::string& job_id, int32_t attempt)> on_attempt_started;
+  // Mints the rank's GANGWAY_JOB_TOKEN for an attempt (coordinator/job_tokens.h);
+  // unset: ranks get none.
+  std::function<std::string(const std::string& job_id, int32_t attempt)> job_token;
 };
 
 class Core final : private TrialHost {
@@ -77,11 +81,14 @@ class Core final : private TrialHost {
 
   // ---- Control -----------------------------------------------------------
   using JobCallback = std::function<void(absl::StatusOr<v1::Job>)>;
-  // `done` runs from Settle() once the job is stored (or refused).
-  void Submit(const v1::SubmitJobRequest& request, JobCallback done);
+  // `done` runs from Settle() once the job is stored (or refused). The job
+  // records `who` as its owner.
+  void Submit(const v1::SubmitJobRequest& request, JobCallback done,
+              const Principal& who = Principal());
   absl::StatusOr<v1::Job> GetJob(const std::string& id) const;
   std::vector<v1::Job> ListJobs(bool all) const;
-  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  // PERMISSION_DENIED unless `who` may act on the job's owner's jobs.
+  absl::StatusOr<v1::Job> Cancel(const std::string& id, const Principal& who = Principal());
   std::vector<v1::Node> ListNodes() const;
 
   // `fn` runs with the job now and after every change that was stored.
@@ -92,18 +99,22 @@ class Core final : private TrialHost {
   // ---- Sweeps ---------------------------------------------------------------
   using SweepCallback = std::function<void(absl::StatusOr<v1::Sweep>)>;
   // `done` runs from Settle() once the sweep is stored (or refused).
-  void SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done);
+  void SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done,
+                   const Principal& who = Principal());
   absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) const { return sweeps_.Get(id); }
   std::vector<v1::Sweep> ListSweeps(bool all) const { return sweeps_.List(all); }
-  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) { return sweeps_.Cancel(id); }
-  absl::StatusOr<v1::Sweep> UpdateSweep(const v1::UpdateSweepRequest& request) {
-    return sweeps_.Update(request);
-  }
+  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id, const Principal& who = Principal());
+  absl::StatusOr<v1::Sweep> UpdateSweep(const v1::UpdateSweepRequest& request,
+                                        const Principal& who = Principal());
   using SweepWatcher = std::function<void(const v1::Sweep&)>;
   absl::StatusOr<int64_t> WatchSweep(const std::string& id, SweepWatcher fn);
   // Stored points of a job, optionally of one metric.
   absl::StatusOr<std::vector<v1::MetricPoint>> GetMetrics(const std::string& job_id,
                                                           const std::string& name);
+
+  // OK when `attempt` is the job's current attempt and its gang is placed or
+  // running: what a job token is good for. PERMISSION_DENIED otherwise.
+  absl::Status CheckLiveAttempt(const std::string& job_id, int32_t attempt) const;
 
   // Metrics of a rank (from its agent or pushed). True when the trial's
   // early-stopping rule says it should stop.
@@ -156,7 +167,10 @@ class Core final : private TrialHost {
   // attempt (or of unknown attempt), none while it waits for a relaunch.
   absl::StatusOr<std::vector<v1::MetricPoint>> CurrentRunMetrics(const std::string& job_id);
   // A new Pending job (a submission or a sweep's trial); returns its id.
-  std::string AddJob(v1::JobSpec spec, const std::string& sweep_id);
+  std::string AddJob(v1::JobSpec spec, const std::string& sweep_id, const std::string& owner);
+  // PERMISSION_DENIED naming `what` unless `who` may act on `owner`'s work.
+  static absl::Status CheckOwner(const Principal& who, const std::string& owner,
+                                 const std::string& what);
   NodeRec& NodeFor(const std::string& name);
   void MarkChanged(v1::Job& job);
   void SetState(v1::Job& job, v1::JobState to, std::string reason);

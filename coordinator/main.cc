@@ -25,6 +25,18 @@ int main(int argc, char** argv) {
   app.add_option("--rendezvous-endpoint", options.core.rendezvous_endpoint,
                  "GANGWAY_RDZV given to ranks (default: the listen address)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "this coordinator's certificate (PEM; gangway certs init makes one)");
+  app.add_option("--tls-key", options.tls.key_file, "its private key (mode 0600)");
+  app.add_option("--tls-ca", options.tls.ca_file,
+                 "the CA that signs the agents' node certificates");
+  app.add_option("--token-file", options.token_file,
+                 "users' token hashes (gangway token create); without it anyone who reaches "
+                 "the port may use every user call");
+  app.add_flag("--insecure", options.insecure,
+               "serve a non-loopback address without TLS and tokens (refused otherwise)");
+  app.add_option("--audit-log", options.audit_log,
+                 "JSON lines of mutating and refused calls (default STATE/audit.log)");
   CLI11_PARSE(app, argc, argv);
   if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s ||
       reserve_after_s < 0) {

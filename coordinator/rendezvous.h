@@ -52,7 +52,7 @@ struct RendezvousLimits {
   size_t max_keys_per_scope = 100'000;
   // Keys plus values in one scope, and in the whole store: the per-key limits
   // alone would allow 100 GiB per scope.
-  size_t max_scope_bytes = size_t{256} << 20;
+  size_t max_scope_bytes = size_t{64} << 20;
   size_t max_total_bytes = size_t{1} << 30;
   size_t max_scopes = 10'000;
   // Pending Get and Barrier calls in the whole store; each holds an RPC open.

@@ -103,23 +103,46 @@ void RendezvousService::Rearm() {
   });
 }
 
+absl::Status RendezvousService::Admit(const grpc::CallbackServerContext& ctx,
+                                      absl::string_view method, const v1::RdzvScope& scope) const {
+  return gate_.admit ? gate_.admit(ctx, method, scope) : absl::OkStatus();
+}
+
+absl::Status RendezvousService::Live(const v1::RdzvScope& scope) const {
+  return gate_.live ? gate_.live(ScopeOf(scope)) : absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* RendezvousService::Set(grpc::CallbackServerContext* ctx,
                                                  const v1::RdzvSetRequest* req,
                                                  v1::RdzvSetResponse*) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = Admit(*ctx, "gangway.v1.Rendezvous/Set", req->scope()); !s.ok()) {
+    reactor->Finish(common::ToGrpc(s));
+    return reactor;
+  }
   asio::post(loop_, [this, req, reactor] {
-    absl::Status s = store_.Set(ScopeOf(req->scope()), req->key(), req->value());
+    absl::Status s = Live(req->scope());
+    if (s.ok()) s = store_.Set(ScopeOf(req->scope()), req->key(), req->value());
     Rearm();  // completed waiters no longer hold the earliest deadline
     reactor->Finish(common::ToGrpc(s));
   });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RendezvousService::Get(grpc::CallbackServerContext*,
+grpc::ServerUnaryReactor* RendezvousService::Get(grpc::CallbackServerContext* ctx,
                                                  const v1::RdzvGetRequest* req,
                                                  v1::RdzvGetResponse* resp) {
+  if (absl::Status s = Admit(*ctx, "gangway.v1.Rendezvous/Get", req->scope()); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(common::ToGrpc(s));
+    return reactor;
+  }
   std::shared_ptr<WaitReactor> reactor = WaitReactor::Make(this);
   asio::post(loop_, [this, req, resp, reactor] {
+    if (absl::Status s = Live(req->scope()); !s.ok()) {
+      reactor->Done(s);
+      return;
+    }
     std::vector<std::string> keys(req->keys().begin(), req->keys().end());
     const Rendezvous::WaitId id =
         store_.Get(ScopeOf(req->scope()), std::move(keys), NowMs(), req->timeout_ms(),
@@ -139,8 +162,15 @@ grpc::ServerUnaryReactor* RendezvousService::Add(grpc::CallbackServerContext* ct
                                                  const v1::RdzvAddRequest* req,
                                                  v1::RdzvAddResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = Admit(*ctx, "gangway.v1.Rendezvous/Add", req->scope()); !s.ok()) {
+    reactor->Finish(common::ToGrpc(s));
+    return reactor;
+  }
   asio::post(loop_, [this, req, resp, reactor] {
-    absl::StatusOr<int64_t> sum = store_.Add(ScopeOf(req->scope()), req->key(), req->delta());
+    const absl::Status live = Live(req->scope());
+    absl::StatusOr<int64_t> sum = live.ok()
+                                      ? store_.Add(ScopeOf(req->scope()), req->key(), req->delta())
+                                      : absl::StatusOr<int64_t>(live);
     Rearm();
     if (sum.ok()) resp->set_value(*sum);
     reactor->Finish(common::ToGrpc(sum.status()));
@@ -148,11 +178,20 @@ grpc::ServerUnaryReactor* RendezvousService::Add(grpc::CallbackServerContext* ct
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RendezvousService::Barrier(grpc::CallbackServerContext*,
+grpc::ServerUnaryReactor* RendezvousService::Barrier(grpc::CallbackServerContext* ctx,
                                                      const v1::RdzvBarrierRequest* req,
                                                      v1::RdzvBarrierResponse*) {
+  if (absl::Status s = Admit(*ctx, "gangway.v1.Rendezvous/Barrier", req->scope()); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(common::ToGrpc(s));
+    return reactor;
+  }
   std::shared_ptr<WaitReactor> reactor = WaitReactor::Make(this);
   asio::post(loop_, [this, req, reactor] {
+    if (absl::Status s = Live(req->scope()); !s.ok()) {
+      reactor->Done(s);
+      return;
+    }
     const Rendezvous::WaitId id =
         store_.Barrier(ScopeOf(req->scope()), req->name(), req->count(), NowMs(), req->timeout_ms(),
                        [reactor](absl::Status s) { reactor->Done(s); });

@@ -18,8 +18,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
+#include "absl/strings/string_view.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "coordinator/rendezvous.h"
@@ -46,12 +48,32 @@ class RendezvousService final : public v1::Rendezvous::CallbackService {
   // Milliseconds of the steady clock: the store's timeline.
   static int64_t NowMs();
 
+  // Who may use which scope. `admit` runs on gRPC's thread before a call is
+  // posted (the caller's job token names this scope); `live` runs on the
+  // loop before the store is touched (the scope's attempt is running), so a
+  // scope is never created for an attempt that does not exist. Either may
+  // be unset (tests and benchmarks use the store open). Set before the
+  // server starts.
+  struct Gate {
+    std::function<absl::Status(const grpc::CallbackServerContext&, absl::string_view method,
+                               const v1::RdzvScope&)>
+        admit;
+    std::function<absl::Status(const RdzvScopeId&)> live;
+  };
+  void SetGate(Gate gate) { gate_ = std::move(gate); }
+
  private:
   class WaitReactor;
 
   // Loop thread: points the timer at the store's next deadline.
   void Rearm();
 
+  // `method`: "gangway.v1.Rendezvous/Set" and so on.
+  absl::Status Admit(const grpc::CallbackServerContext& ctx, absl::string_view method,
+                     const v1::RdzvScope& scope) const;
+  absl::Status Live(const v1::RdzvScope& scope) const;
+
+  Gate gate_;
   boost::asio::io_context& loop_;
   Rendezvous& store_;
   boost::asio::steady_timer timer_;           // loop thread

@@ -17,7 +17,11 @@
 #include "boost/asio/steady_timer.hpp"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/tls.h"
+#include "coordinator/audit.h"
+#include "coordinator/auth.h"
 #include "coordinator/job_state.h"
+#include "coordinator/job_tokens.h"
 #include "coordinator/rendezvous.h"
 #include "coordinator/rendezvous_service.h"
 #include "coordinator/sqlite_store.h"
@@ -39,8 +43,17 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
  public:
   using Post = std::function<void(std::function<void(Core&)>)>;
 
-  SessionReactor(int64_t id, Post post, std::function<void(int64_t)> on_done)
-      : id_(id), post_(std::move(post)), on_done_(std::move(on_done)) {}
+  using Audit = std::function<void(const std::string& node, const absl::Status& outcome)>;
+
+  // `who` is the caller as the edge identified it: a node certificate
+  // limits the session to the names it carries.
+  SessionReactor(int64_t id, Principal who, Post post, Audit audit,
+                 std::function<void(int64_t)> on_done)
+      : id_(id),
+        who_(std::move(who)),
+        post_(std::move(post)),
+        audit_(std::move(audit)),
+        on_done_(std::move(on_done)) {}
 
   void Begin(std::shared_ptr<SessionReactor> self) {
     self_ = std::move(self);
@@ -78,9 +91,15 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
         return;
       }
       registered_ = true;
+      if (absl::Status s = CheckName(msg.register_().node_name()); !s.ok()) {
+        audit_(msg.register_().node_name(), s);
+        Close(s);
+        return;
+      }
       std::shared_ptr<SessionReactor> self = self_;
       post_([self, reg = std::move(*msg.mutable_register_())](Core& core) {
         absl::StatusOr<v1::RegisterAck> ack = core.OnRegister(self->id_, reg);
+        self->audit_(reg.node_name(), ack.status());
         if (!ack.ok()) {
           self->Close(ack.status());
           return;
@@ -117,8 +136,21 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
   }
 
  private:
+  // Kubernetes' node authorizer in small: a node certificate registers only
+  // the node it names, so one stolen key cannot impersonate the fleet.
+  absl::Status CheckName(const std::string& name) const {
+    if (who_.kind != Principal::Kind::kNode || name == who_.name) return absl::OkStatus();
+    for (const std::string& alias : who_.aliases) {
+      if (name == alias) return absl::OkStatus();
+    }
+    return absl::PermissionDeniedError(absl::StrCat("this certificate names node '", who_.name,
+                                                    "'; it cannot register as '", name, "'"));
+  }
+
   const int64_t id_;
+  const Principal who_;
   Post post_;
+  Audit audit_;
   std::function<void(int64_t)> on_done_;
   std::shared_ptr<SessionReactor> self_;
   v1::AgentMessage in_;
@@ -128,6 +160,22 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
   bool writing_ = false;
   bool finishing_ = false;
   grpc::Status finish_status_;
+};
+
+// Streams refused before they start: finished at once, deleted by gRPC's
+// OnDone (callback reactors that gRPC does not own delete themselves).
+template <typename Msg>
+class RefusedWriter final : public grpc::ServerWriteReactor<Msg> {
+ public:
+  explicit RefusedWriter(const absl::Status& why) { this->Finish(common::ToGrpc(why)); }
+  void OnDone() override { delete this; }
+};
+
+class RefusedSession final
+    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
+ public:
+  explicit RefusedSession(const absl::Status& why) { Finish(common::ToGrpc(why)); }
+  void OnDone() override { delete this; }
 };
 
 bool Ended(const v1::Job& job) { return IsTerminal(job.state()); }
@@ -211,6 +259,9 @@ struct CoordinatorServer::Impl final : public AgentSink,
                                        public v1::AgentSession::CallbackService {
   ServerOptions options;
   common::SystemClock clock;
+  std::unique_ptr<JobTokens> job_tokens;
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<AuditLog> audit;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<Core> core;
   asio::io_context io;
@@ -264,10 +315,16 @@ struct CoordinatorServer::Impl final : public AgentSink,
 
   // ---- AgentSession ----------------------------------------------------------
   grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Session(
-      grpc::CallbackServerContext*) override {
+      grpc::CallbackServerContext* ctx) override {
+    constexpr absl::string_view kMethod = "gangway.v1.AgentSession/Session";
+    absl::StatusOr<Principal> who = Admit(*ctx, kMethod, "");
+    if (!who.ok()) return new RefusedSession(who.status());
     const int64_t id = next_session++;
     auto reactor = std::make_shared<SessionReactor>(
-        id, [this](std::function<void(Core&)> fn) { Post(std::move(fn)); },
+        id, *who, [this](std::function<void(Core&)> fn) { Post(std::move(fn)); },
+        [this, who = who->ToString(), kMethod](const std::string& node, const absl::Status& s) {
+          audit->Record(who, kMethod, node, s);
+        },
         [this](int64_t sid) {
           Post([this, sid](Core& c) {
             sessions.erase(sid);
@@ -280,60 +337,101 @@ struct CoordinatorServer::Impl final : public AgentSink,
   }
 
   // ---- Control ---------------------------------------------------------------
+  // ---- Authorization (any thread) -------------------------------------------
+  // The caller, or the refusal; refusals are audited whatever the method.
+  absl::StatusOr<Principal> Admit(const grpc::CallbackServerContext& ctx, absl::string_view method,
+                                  absl::string_view target) {
+    absl::StatusOr<Principal> who = auth->Admit(ctx, method);
+    if (!who.ok()) audit->Record(ctx.peer(), method, target, who.status());
+    return who;
+  }
+  // Records an audited method's outcome.
+  void Audited(absl::string_view method, const Principal& who, absl::string_view target,
+               const absl::Status& outcome) {
+    if (const MethodRule* rule = FindRule(method); rule != nullptr && rule->audited) {
+      audit->Record(who.ToString(), method, target, outcome);
+    }
+  }
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& why) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(common::ToGrpc(why));
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req, v1::Job* resp) override {
+    constexpr absl::string_view kMethod = "gangway.v1.Control/SubmitJob";
+    absl::StatusOr<Principal> who = Admit(*ctx, kMethod, "");
+    if (!who.ok()) return Refuse(ctx, who.status());
     auto* reactor = ctx->DefaultReactor();
-    Post([req, resp, reactor](Core& c) {
-      c.Submit(*req, [resp, reactor](absl::StatusOr<v1::Job> job) {
-        if (job.ok()) *resp = std::move(*job);
-        reactor->Finish(common::ToGrpc(job.status()));
-      });
+    Post([this, req, resp, reactor, who = *who, kMethod](Core& c) {
+      c.Submit(
+          *req,
+          [this, resp, reactor, who, kMethod](absl::StatusOr<v1::Job> job) {
+            Audited(kMethod, who, job.ok() ? job->id() : std::string(), job.status());
+            if (job.ok()) *resp = std::move(*job);
+            reactor->Finish(common::ToGrpc(job.status()));
+          },
+          who);
     });
     return reactor;
   }
 
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
                                    v1::Job* resp) override {
-    return Answer(ctx, resp, [req](Core& c) { return c.GetJob(req->id()); });
+    return Answer(ctx, "gangway.v1.Control/GetJob", req->id(), resp,
+                  [req](Core& c, const Principal&) { return c.GetJob(req->id()); });
   }
 
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const v1::CancelJobRequest* req, v1::Job* resp) override {
-    return Answer(ctx, resp, [req](Core& c) { return c.Cancel(req->id()); });
+    return Answer(ctx, "gangway.v1.Control/CancelJob", req->id(), resp,
+                  [req](Core& c, const Principal& who) { return c.Cancel(req->id(), who); });
   }
 
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
                                      const v1::ListJobsRequest* req,
                                      v1::ListJobsResponse* resp) override {
-    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::ListJobsResponse> {
-      v1::ListJobsResponse out;
-      for (auto& job : c.ListJobs(req->all())) *out.add_jobs() = std::move(job);
-      return out;
-    });
+    return Answer(ctx, "gangway.v1.Control/ListJobs", "", resp,
+                  [req](Core& c, const Principal&) -> absl::StatusOr<v1::ListJobsResponse> {
+                    v1::ListJobsResponse out;
+                    for (auto& job : c.ListJobs(req->all())) *out.add_jobs() = std::move(job);
+                    return out;
+                  });
   }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest*,
                                       v1::ListNodesResponse* resp) override {
-    return Answer(ctx, resp, [](Core& c) -> absl::StatusOr<v1::ListNodesResponse> {
-      v1::ListNodesResponse out;
-      for (auto& node : c.ListNodes()) *out.add_nodes() = std::move(node);
-      return out;
-    });
+    return Answer(ctx, "gangway.v1.Control/ListNodes", "", resp,
+                  [](Core& c, const Principal&) -> absl::StatusOr<v1::ListNodesResponse> {
+                    v1::ListNodesResponse out;
+                    for (auto& node : c.ListNodes()) *out.add_nodes() = std::move(node);
+                    return out;
+                  });
   }
 
+  // Admits the call, runs fn(core, caller) on the loop and answers with its
+  // result; audited methods are logged with it.
   template <typename Resp, typename Fn>
-  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Resp* resp, Fn fn) {
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                   const std::string& target, Resp* resp, Fn fn) {
+    absl::StatusOr<Principal> who = Admit(*ctx, method, target);
+    if (!who.ok()) return Refuse(ctx, who.status());
     auto* reactor = ctx->DefaultReactor();
-    Post([resp, reactor, fn = std::move(fn)](Core& c) {
-      absl::StatusOr<Resp> r = fn(c);
+    Post([this, method, target, who = *who, resp, reactor, fn = std::move(fn)](Core& c) {
+      absl::StatusOr<Resp> r = fn(c, who);
+      Audited(method, who, target, r.status());
       if (r.ok()) *resp = std::move(*r);
       reactor->Finish(common::ToGrpc(r.status()));
     });
     return reactor;
   }
 
-  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* ctx,
                                               const v1::WatchJobRequest* req) override {
+    if (auto who = Admit(*ctx, "gangway.v1.Control/WatchJob", req->id()); !who.ok()) {
+      return new RefusedWriter<v1::Job>(who.status());
+    }
     auto watch_id = std::make_shared<std::atomic<int64_t>>(0);
     auto reactor = std::make_shared<WatchReactor<v1::Job>>(
         [this, watch_id] { Post([watch_id](Core& c) { c.Unwatch(watch_id->load()); }); });
@@ -358,52 +456,68 @@ struct CoordinatorServer::Impl final : public AgentSink,
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* ctx,
                                         const v1::SubmitSweepRequest* req,
                                         v1::Sweep* resp) override {
+    constexpr absl::string_view kMethod = "gangway.v1.Sweeps/SubmitSweep";
+    absl::StatusOr<Principal> who = Admit(*ctx, kMethod, "");
+    if (!who.ok()) return Refuse(ctx, who.status());
     auto* reactor = ctx->DefaultReactor();
-    Post([req, resp, reactor](Core& c) {
-      c.SubmitSweep(*req, [resp, reactor](absl::StatusOr<v1::Sweep> sweep) {
-        if (sweep.ok()) *resp = std::move(*sweep);
-        reactor->Finish(common::ToGrpc(sweep.status()));
-      });
+    Post([this, req, resp, reactor, who = *who, kMethod](Core& c) {
+      c.SubmitSweep(
+          *req,
+          [this, resp, reactor, who, kMethod](absl::StatusOr<v1::Sweep> sweep) {
+            Audited(kMethod, who, sweep.ok() ? sweep->id() : "", sweep.status());
+            if (sweep.ok()) *resp = std::move(*sweep);
+            reactor->Finish(common::ToGrpc(sweep.status()));
+          },
+          who);
     });
     return reactor;
   }
   grpc::ServerUnaryReactor* GetSweep(grpc::CallbackServerContext* ctx,
                                      const v1::GetSweepRequest* req, v1::Sweep* resp) override {
-    return Answer(ctx, resp, [req](Core& c) { return c.GetSweep(req->id()); });
+    return Answer(ctx, "gangway.v1.Sweeps/GetSweep", req->id(), resp,
+                  [req](Core& c, const Principal&) { return c.GetSweep(req->id()); });
   }
   grpc::ServerUnaryReactor* ListSweeps(grpc::CallbackServerContext* ctx,
                                        const v1::ListSweepsRequest* req,
                                        v1::ListSweepsResponse* resp) override {
-    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::ListSweepsResponse> {
-      v1::ListSweepsResponse out;
-      for (auto& sweep : c.ListSweeps(req->all())) *out.add_sweeps() = std::move(sweep);
-      return out;
-    });
+    return Answer(ctx, "gangway.v1.Sweeps/ListSweeps", "", resp,
+                  [req](Core& c, const Principal&) -> absl::StatusOr<v1::ListSweepsResponse> {
+                    v1::ListSweepsResponse out;
+                    for (auto& sweep : c.ListSweeps(req->all()))
+                      *out.add_sweeps() = std::move(sweep);
+                    return out;
+                  });
   }
   grpc::ServerUnaryReactor* CancelSweep(grpc::CallbackServerContext* ctx,
                                         const v1::CancelSweepRequest* req,
                                         v1::Sweep* resp) override {
-    return Answer(ctx, resp, [req](Core& c) { return c.CancelSweep(req->id()); });
+    return Answer(ctx, "gangway.v1.Sweeps/CancelSweep", req->id(), resp,
+                  [req](Core& c, const Principal& who) { return c.CancelSweep(req->id(), who); });
   }
   grpc::ServerUnaryReactor* UpdateSweep(grpc::CallbackServerContext* ctx,
                                         const v1::UpdateSweepRequest* req,
                                         v1::Sweep* resp) override {
-    return Answer(ctx, resp, [req](Core& c) { return c.UpdateSweep(*req); });
+    return Answer(ctx, "gangway.v1.Sweeps/UpdateSweep", req->id(), resp,
+                  [req](Core& c, const Principal& who) { return c.UpdateSweep(*req, who); });
   }
   grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* ctx,
                                        const v1::GetMetricsRequest* req,
                                        v1::GetMetricsResponse* resp) override {
-    return Answer(ctx, resp, [req](Core& c) -> absl::StatusOr<v1::GetMetricsResponse> {
-      absl::StatusOr<std::vector<v1::MetricPoint>> points =
-          c.GetMetrics(req->job_id(), req->name());
-      if (!points.ok()) return points.status();
-      v1::GetMetricsResponse out;
-      for (auto& p : *points) *out.add_points() = std::move(p);
-      return out;
-    });
+    return Answer(ctx, "gangway.v1.Sweeps/GetMetrics", req->job_id(), resp,
+                  [req](Core& c, const Principal&) -> absl::StatusOr<v1::GetMetricsResponse> {
+                    absl::StatusOr<std::vector<v1::MetricPoint>> points =
+                        c.GetMetrics(req->job_id(), req->name());
+                    if (!points.ok()) return points.status();
+                    v1::GetMetricsResponse out;
+                    for (auto& p : *points) *out.add_points() = std::move(p);
+                    return out;
+                  });
   }
-  grpc::ServerWriteReactor<v1::Sweep>* WatchSweep(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::Sweep>* WatchSweep(grpc::CallbackServerContext* ctx,
                                                   const v1::WatchSweepRequest* req) override {
+    if (auto who = Admit(*ctx, "gangway.v1.Sweeps/WatchSweep", req->id()); !who.ok()) {
+      return new RefusedWriter<v1::Sweep>(who.status());
+    }
     auto watch_id = std::make_shared<std::atomic<int64_t>>(0);
     auto reactor = std::make_shared<WatchReactor<v1::Sweep>>(
         [this, watch_id] { Post([watch_id](Core& c) { c.Unwatch(watch_id->load()); }); });
@@ -428,36 +542,50 @@ struct CoordinatorServer::Impl final : public AgentSink,
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
                                    const v1::ReportMetricsRequest* req,
                                    v1::ReportMetricsResponse* resp) override {
-    return Answer(ctx, resp, [this, req](Core& c) -> absl::StatusOr<v1::ReportMetricsResponse> {
-      if (req->points_size() > kMaxPushedPoints) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("points: at most ", kMaxPushedPoints, " per report"));
-      }
-      std::vector<v1::MetricPoint> points(req->points().begin(), req->points().end());
-      const int64_t now = clock.NowMs();
-      for (auto& p : points) {
-        if (p.name().empty()) return absl::InvalidArgumentError("points.name: must not be empty");
-        if (p.time_ms() == 0) p.set_time_ms(now);
-      }
-      v1::ReportMetricsResponse out;
-      out.set_stop(c.OnMetrics(req->job_id(), req->attempt(), req->rank(), points));
-      return out;
-    });
+    constexpr absl::string_view kMethod = "gangway.v1.Metrics/Report";
+    return Answer(
+        ctx, kMethod, req->job_id(), resp,
+        [this, req](Core& c, const Principal& who) -> absl::StatusOr<v1::ReportMetricsResponse> {
+          // A job token reports for its own job and attempt, while it runs.
+          if (who.name != req->job_id() || who.attempt != req->attempt()) {
+            return absl::PermissionDeniedError(
+                absl::StrCat(who.ToString(), " may not report metrics of job ", req->job_id(),
+                             " attempt ", req->attempt()));
+          }
+          if (absl::Status s = c.CheckLiveAttempt(req->job_id(), req->attempt()); !s.ok()) return s;
+          if (req->points_size() > kMaxPushedPoints) {
+            return absl::ResourceExhaustedError(
+                absl::StrCat("points: at most ", kMaxPushedPoints, " per report"));
+          }
+          std::vector<v1::MetricPoint> points(req->points().begin(), req->points().end());
+          const int64_t now = clock.NowMs();
+          for (auto& p : points) {
+            if (p.name().empty())
+              return absl::InvalidArgumentError("points.name: must not be empty");
+            if (p.time_ms() == 0) p.set_time_ms(now);
+          }
+          v1::ReportMetricsResponse out;
+          out.set_stop(c.OnMetrics(req->job_id(), req->attempt(), req->rank(), points));
+          return out;
+        });
   }
 
   // ---- Studies ------------------------------------------------------------------
   grpc::ServerUnaryReactor* CreateStudy(grpc::CallbackServerContext* ctx,
                                         const v1::CreateStudyRequest* req,
                                         v1::Study* resp) override {
-    return Answer(ctx, resp, [this, req](Core&) { return studies.Create(*req); });
+    return Answer(ctx, "gangway.v1.Studies/CreateStudy", req->name(), resp,
+                  [this, req](Core&, const Principal&) { return studies.Create(*req); });
   }
   grpc::ServerUnaryReactor* Ask(grpc::CallbackServerContext* ctx, const v1::AskRequest* req,
                                 v1::AskResponse* resp) override {
-    return Answer(ctx, resp, [this, req](Core&) { return studies.Ask(*req); });
+    return Answer(ctx, "gangway.v1.Studies/Ask", req->study_id(), resp,
+                  [this, req](Core&, const Principal&) { return studies.Ask(*req); });
   }
   grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* ctx, const v1::TellRequest* req,
                                  v1::TellResponse* resp) override {
-    return Answer(ctx, resp, [this, req](Core&) { return studies.Tell(*req); });
+    return Answer(ctx, "gangway.v1.Studies/Tell", req->study_id(), resp,
+                  [this, req](Core&, const Principal&) { return studies.Tell(*req); });
   }
 
   // Streams a rank's log through its agent, chunk by chunk; with follow, polls
@@ -547,8 +675,11 @@ struct CoordinatorServer::Impl final : public AgentSink,
     bool cancelled_ = false;  // loop thread
   };
 
-  grpc::ServerWriteReactor<v1::LogChunk>* GetLogs(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::LogChunk>* GetLogs(grpc::CallbackServerContext* ctx,
                                                   const v1::GetLogsRequest* req) override {
+    if (auto who = Admit(*ctx, "gangway.v1.Control/GetLogs", req->id()); !who.ok()) {
+      return new RefusedWriter<v1::LogChunk>(who.status());
+    }
     auto reactor = std::make_shared<LogsReactor>(this, *req);
     reactor->holder_ = reactor;
     reactor->Begin(reactor);
@@ -582,19 +713,54 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  const bool loopback = common::IsLoopbackAddress(options.listen);
+  const bool secured = options.tls.enabled() && !options.token_file.empty();
+  if (!loopback && !secured && !options.insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to serve ", options.listen,
+        " without TLS and tokens: anyone who reaches it could run any command on every node. "
+        "Give --tls-cert, --tls-key, --tls-ca and --token-file (gangway certs init, gangway "
+        "token create), listen on 127.0.0.1, or pass --insecure to serve plaintext anyway"));
+  }
+  if (!loopback && !secured) {
+    GW_LOG_WARN(
+        "INSECURE: serving {} without {}: anyone who reaches this port can submit jobs "
+        "that run any command on every node",
+        options.listen, options.tls.enabled() ? "a token file" : "TLS");
+  }
   std::error_code ec;
-  std::filesystem::create_directories(options.state_dir, ec);
+  const bool made_state_dir = std::filesystem::create_directories(options.state_dir, ec);
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot create state dir ", options.state_dir, ": ", ec.message()));
   }
+  // The store holds jobs' environments, the job token key and the audit log.
+  if (made_state_dir) {
+    std::filesystem::permissions(options.state_dir, std::filesystem::perms::owner_all, ec);
+  }
+  const std::filesystem::path state(options.state_dir);
+  absl::StatusOr<JobTokens> job_tokens = JobTokens::Open((state / "job-token.key").string());
+  if (!job_tokens.ok()) return job_tokens.status();
+  impl->job_tokens = std::make_unique<JobTokens>(std::move(*job_tokens));
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::Create(
+      AuthOptions{.tls = options.tls.enabled(), .token_file = options.token_file},
+      impl->job_tokens.get());
+  if (!auth.ok()) return auth.status();
+  impl->auth = std::move(*auth);
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(
+      options.audit_log.empty() ? (state / "audit.log").string() : options.audit_log);
+  if (!audit.ok()) return audit.status();
+  impl->audit = std::move(*audit);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      common::MakeServerCredentials(options.tls);
+  if (!creds.ok()) return creds.status();
   absl::StatusOr<std::unique_ptr<SqliteStore>> store =
       SqliteStore::Open((std::filesystem::path(options.state_dir) / "gangway.db").string());
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(options.listen, *creds, &impl->port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
@@ -602,6 +768,25 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.RegisterService(static_cast<v1::Metrics::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Studies::CallbackService*>(impl.get()));
   impl->rendezvous_service = std::make_unique<RendezvousService>(impl->io, impl->rendezvous);
+  Impl* gate_impl = impl.get();
+  impl->rendezvous_service->SetGate(RendezvousService::Gate{
+      .admit =
+          [gate_impl](const grpc::CallbackServerContext& ctx, absl::string_view method,
+                      const v1::RdzvScope& scope) {
+            absl::StatusOr<Principal> who = gate_impl->Admit(ctx, method, scope.job_id());
+            if (!who.ok()) return who.status();
+            if (who->name != scope.job_id() || who->attempt != scope.attempt()) {
+              return absl::PermissionDeniedError(
+                  absl::StrCat(who->ToString(), " may not use the rendezvous of job ",
+                               scope.job_id(), " attempt ", scope.attempt()));
+            }
+            return absl::OkStatus();
+          },
+      .live =
+          [gate_impl](const RdzvScopeId& scope) {
+            return gate_impl->core->CheckLiveAttempt(scope.job_id, scope.attempt);
+          },
+  });
   builder.RegisterService(impl->rendezvous_service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
@@ -616,6 +801,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   };
   core_options.on_attempt_started = [raw_impl](const std::string& job_id, int32_t attempt) {
     raw_impl->rendezvous.ClearAttemptsBefore(job_id, attempt);
+  };
+  core_options.job_token = [raw_impl](const std::string& job_id, int32_t attempt) {
+    return raw_impl->job_tokens->Mint(job_id, attempt);
   };
   if (core_options.rendezvous_endpoint.empty()) {
     std::string host = options.listen.substr(0, options.listen.rfind(':'));

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/tls.h"
 #include "coordinator/core.h"
 
 namespace gangway::coordinator {
@@ -21,6 +22,17 @@ struct ServerOptions {
   int64_t tick_ms = 100;
   // Larger requests get RESOURCE_EXHAUSTED from gRPC itself.
   int max_message_bytes = 4 << 20;
+  // TLS for every connection; agents then prove their node with a client
+  // certificate signed by tls.ca_file.
+  common::ServerTls tls;
+  // Users' token hashes (gangway token create); empty: anyone who reaches
+  // the port may use every user method.
+  std::string token_file;
+  // Serve a non-loopback address without TLS and tokens (a warning on every
+  // start). Without it, such a listen address is refused.
+  bool insecure = false;
+  // JSON lines of mutating and refused calls; default STATE/audit.log.
+  std::string audit_log;
 };
 
 class CoordinatorServer {

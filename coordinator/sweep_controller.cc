@@ -265,7 +265,8 @@ absl::Status SweepController::Recover(
 // ---------------------------------------------------------------------------
 // Control
 
-absl::StatusOr<v1::Sweep> SweepController::Submit(const v1::SubmitSweepRequest& request) {
+absl::StatusOr<v1::Sweep> SweepController::Submit(const v1::SubmitSweepRequest& request,
+                                                  const std::string& owner) {
   v1::SweepSpec spec;
   if (!request.yaml().empty()) {
     absl::StatusOr<ParsedSweepSpec> parsed = ParseSweepSpec(request.yaml());
@@ -283,6 +284,7 @@ absl::StatusOr<v1::Sweep> SweepController::Submit(const v1::SubmitSweepRequest& 
   sweep.set_create_time_ms(host_->NowMs());
   sweep.set_state(v1::SWEEP_STATE_RUNNING);
   sweep.set_reason("starting trials");
+  sweep.set_owner(owner);
   *sweep.mutable_spec() = std::move(spec);
   absl::StatusOr<std::unique_ptr<Rec>> rec = MakeRec(std::move(sweep));
   if (!rec.ok()) return rec.status();
@@ -292,6 +294,11 @@ absl::StatusOr<v1::Sweep> SweepController::Submit(const v1::SubmitSweepRequest& 
   GW_LOG_INFO("sweep={} submitted algorithm={} maxTrials={}", id, r.sweep.spec().algorithm().name(),
               r.sweep.spec().max_trials());
   return r.sweep;
+}
+
+std::string SweepController::Owner(const std::string& id) const {
+  auto it = sweeps_.find(id);
+  return it == sweeps_.end() ? std::string() : it->second->sweep.owner();
 }
 
 absl::StatusOr<v1::Sweep> SweepController::Get(const std::string& id) const {

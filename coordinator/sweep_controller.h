@@ -62,7 +62,11 @@ class SweepController {
       const std::function<absl::StatusOr<std::vector<v1::MetricPoint>>(const std::string&)>&
           metrics_of);
 
-  absl::StatusOr<v1::Sweep> Submit(const v1::SubmitSweepRequest& request);
+  // `owner` is recorded on the sweep and each of its trial jobs.
+  absl::StatusOr<v1::Sweep> Submit(const v1::SubmitSweepRequest& request,
+                                   const std::string& owner = "");
+  // The sweep's owner, "" when there is no such sweep.
+  std::string Owner(const std::string& id) const;
   absl::StatusOr<v1::Sweep> Get(const std::string& id) const;
   std::vector<v1::Sweep> List(bool all) const;
   absl::StatusOr<v1::Sweep> Cancel(const std::string& id);

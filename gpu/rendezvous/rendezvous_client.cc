@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/tls.h"
 
 namespace gangway::gpu {
 namespace {
@@ -83,6 +84,8 @@ absl::StatusOr<RendezvousConfig> RendezvousConfigFromEnv(const EnvLookup& env) {
   absl::StatusOr<int32_t> world = RequiredInt(env, "WORLD_SIZE", 1);
   if (!world.ok()) return world.status();
   c.world_size = *world;
+  c.token = env("GANGWAY_JOB_TOKEN").value_or("");
+  c.tls_ca = env("GANGWAY_TLS_CA").value_or("");
   if (c.rank >= c.world_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("RANK=", c.rank, " is not below WORLD_SIZE=", c.world_size));
@@ -106,9 +109,12 @@ absl::StatusOr<std::unique_ptr<RendezvousClient>> RendezvousClient::Connect(
   if (absl::Status s = CheckConfig(config); !s.ok()) return s;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(config.endpoint, grpc::InsecureChannelCredentials(), args);
-  return Create(std::move(config), std::move(channel));
+  common::ClientTls tls;
+  if (!config.tls_ca.empty()) tls.SetCa(config.tls_ca);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      common::MakeChannel(config.endpoint, tls, config.token, args);
+  if (!channel.ok()) return channel.status();
+  return Create(std::move(config), std::move(*channel));
 }
 
 absl::StatusOr<std::unique_ptr<RendezvousClient>> RendezvousClient::Create(

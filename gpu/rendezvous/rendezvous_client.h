@@ -37,6 +37,12 @@ struct RendezvousConfig {
   int32_t attempt = 0;     // GANGWAY_ATTEMPT
   int32_t rank = 0;        // RANK
   int32_t world_size = 1;  // WORLD_SIZE
+  // GANGWAY_JOB_TOKEN: the attempt's credential, sent on every call; the
+  // coordinator refuses calls without it or for another job or attempt.
+  std::string token;
+  // GANGWAY_TLS_CA: the cluster CA's PEM (or a file), set by the agent when
+  // the coordinator serves TLS; empty: plaintext.
+  std::string tls_ca;
 };
 
 // Reads a variable; nullopt when unset. Injected so tests need no setenv.
@@ -54,10 +60,11 @@ class RendezvousClient {
   // Deadline of calls that do not wait (Set, Add).
   static constexpr std::chrono::milliseconds kCallTimeout = std::chrono::seconds(30);
 
-  // From GANGWAY_RDZV, GANGWAY_JOB, GANGWAY_ATTEMPT, RANK and WORLD_SIZE.
+  // From GANGWAY_RDZV, GANGWAY_JOB, GANGWAY_ATTEMPT, RANK and WORLD_SIZE,
+  // and GANGWAY_JOB_TOKEN and GANGWAY_TLS_CA when set.
   static absl::StatusOr<std::unique_ptr<RendezvousClient>> FromEnv(
       const EnvLookup& env = ProcessEnv);
-  // Over a new insecure channel to config.endpoint.
+  // Over a new channel to config.endpoint (TLS when config.tls_ca is set).
   static absl::StatusOr<std::unique_ptr<RendezvousClient>> Connect(RendezvousConfig config);
   // Over a given channel (tests use in-process ones).
   static absl::StatusOr<std::unique_ptr<RendezvousClient>> Create(
