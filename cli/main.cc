@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cli/admin.h"
 #include "cli/commands.h"
 #include "cli/local.h"
 #include "cli/sweeps.h"
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
                     "every node describes this hwloc XML topology (GPUs, NUMA, links)");
   local->add_option("--state", local_options.state_dir, "state directory (default .gangway/local)");
   local->add_flag("!--no-logs", local_options.show_logs, "do not print the ranks' output");
+  AdminCommands admin(app);  // certs, token: local files, no coordinator
   CLI11_PARSE(app, argc, argv);
   gangway::common::SetupLogging(log_level);
 
@@ -96,6 +98,7 @@ int main(int argc, char** argv) {
     local_options.terminal = isatty(STDOUT_FILENO) == 1;
     return RunLocal(local_options, std::cout, std::cerr);
   }
+  if (auto code = admin.Run(std::cout, std::cerr)) return *code;
   if (auto s = Connect(ctx); !s.ok()) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;
