@@ -13,8 +13,6 @@
 namespace gangway::coordinator {
 namespace {
 
-constexpr auto kReloadEvery = std::chrono::seconds(1);
-
 constexpr std::array kRules = {
     // Control: what the CLI calls.
     MethodRule{"gangway.v1.Control/SubmitJob", Need::kSubmitter, true},
@@ -144,7 +142,7 @@ absl::StatusOr<Principal> Authenticator::IdentifyToken(absl::string_view token) 
   if (open()) return who;
   const std::string hash = common::HashToken(std::string_view(token.data(), token.size()));
   std::lock_guard lock(mu_);
-  if (std::chrono::steady_clock::now() - checked_ >= kReloadEvery) {
+  if (std::chrono::steady_clock::now() - checked_ >= options_.reload_every) {
     if (absl::Status s = Reload(); !s.ok()) {
       // Keep serving with the tokens last read rather than lock everyone out.
       GW_LOG_WARN("token file not reloaded: {}", std::string(s.message()));

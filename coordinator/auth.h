@@ -64,6 +64,8 @@ const MethodRule* FindRule(absl::string_view method);
 struct AuthOptions {
   bool tls = false;        // client certificates are verified by the handshake
   std::string token_file;  // empty: open mode
+  // How often a presented user token may trigger a look at the file.
+  std::chrono::milliseconds reload_every{1000};
 };
 
 class Authenticator {
