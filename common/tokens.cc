@@ -85,11 +85,21 @@ absl::StatusOr<std::unique_ptr<Fd>> LockDirectory(const std::string& dir) {
   return fd;
 }
 
+// A token file as read, with the owner its replacement must keep.
+struct ExistingFile {
+  std::string text;
+  uid_t uid;
+  gid_t gid;
+};
+
 // Replaces `path` with `contents` so that a reader sees the old file or the
 // new one, never a part; a crash leaves at most a stray temporary. The
 // temporary is 0600 from its creation (mkstemp), so no secret is ever
-// readable by others, whatever the umask.
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+// readable by others, whatever the umask. It takes `previous`'s owner: root
+// running `gangway token create` on the coordinator's file must not leave a
+// root-owned 0600 file the coordinator can no longer read.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents,
+                                 const std::optional<ExistingFile>& previous) {
   std::string tmp = path + ".tmp.XXXXXX";
   Fd fd(::mkstemp(tmp.data()));
   if (fd.get() < 0) return ErrnoError("cannot create a temporary file beside", path);
@@ -99,6 +109,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
     return s;
   };
   if (::fchmod(fd.get(), 0600) != 0) return fail("cannot chmod");
+  if (previous && (previous->uid != ::geteuid() || previous->gid != ::getegid()) &&
+      ::fchown(fd.get(), previous->uid, previous->gid) != 0) {
+    return fail("cannot give the previous owner to");
+  }
   for (size_t done = 0; done < contents.size();) {
     ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
     if (n < 0 && errno == EINTR) continue;
@@ -115,7 +129,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 }
 
 // The file's text, or nullopt when it does not exist yet.
-absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path) {
+absl::StatusOr<std::optional<ExistingFile>> ReadIfExists(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return std::nullopt;
@@ -123,7 +137,7 @@ absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path)
   }
   auto text = ReadPrivateFile(path, "token file");
   if (!text.ok()) return text.status();
-  return std::optional<std::string>(std::move(*text));
+  return ExistingFile{std::move(*text), st.st_uid, st.st_gid};
 }
 
 absl::Status WithPath(const absl::Status& s, const std::string& path) {
@@ -249,7 +263,7 @@ absl::StatusOr<std::string> CreateToken(const std::string& path, const std::stri
   if (!lock.ok()) return lock.status();
   auto text = ReadIfExists(path);
   if (!text.ok()) return text.status();
-  std::string contents = text->value_or(kNewFileHeader);
+  std::string contents = text->has_value() ? (*text)->text : kNewFileHeader;
   auto entries = ParseTokenFile(contents);
   if (!entries.ok()) return WithPath(entries.status(), path);
   for (const TokenEntry& e : *entries) {
@@ -262,7 +276,7 @@ absl::StatusOr<std::string> CreateToken(const std::string& path, const std::stri
   if (!token.ok()) return token.status();
   if (!contents.empty() && contents.back() != '\n') contents += '\n';
   absl::StrAppend(&contents, name, " ", Absl(RoleName(role)), " ", HashToken(*token), "\n");
-  if (auto s = WriteFileAtomically(path, contents); !s.ok()) return s;
+  if (auto s = WriteFileAtomically(path, contents, *text); !s.ok()) return s;
   return token;
 }
 
@@ -276,13 +290,13 @@ absl::Status RevokeToken(const std::string& path, const std::string& name) {
   }
   // Validate the whole file first, so the line-by-line pass below may trust
   // that a non-comment line's first field is its name.
-  if (auto entries = ParseTokenFile(**text); !entries.ok()) {
+  if (auto entries = ParseTokenFile((*text)->text); !entries.ok()) {
     return WithPath(entries.status(), path);
   }
   // Rewritten line by line rather than from the entries, so comments stay.
   std::vector<absl::string_view> kept;
   bool found = false;
-  for (absl::string_view line : absl::StrSplit(**text, '\n')) {
+  for (absl::string_view line : absl::StrSplit((*text)->text, '\n')) {
     absl::string_view stripped = absl::StripAsciiWhitespace(line);
     if (!stripped.empty() && stripped.front() != '#') {
       absl::string_view first = stripped.substr(0, stripped.find_first_of(" \t"));
@@ -294,7 +308,7 @@ absl::Status RevokeToken(const std::string& path, const std::string& name) {
     kept.push_back(line);
   }
   if (!found) return absl::NotFoundError(absl::StrCat("no token \"", name, "\" in ", path));
-  return WriteFileAtomically(path, absl::StrJoin(kept, "\n"));
+  return WriteFileAtomically(path, absl::StrJoin(kept, "\n"), *text);
 }
 
 }  // namespace gangway::common

@@ -148,6 +148,23 @@ TEST_F(TokensTest, FileIsPrivateAndHoldsNoClearToken) {
   EXPECT_EQ(files, 1);
 }
 
+// Root editing the coordinator's token file must leave it the coordinator's:
+// the rename puts a new inode in its place, which takes the old owner.
+TEST_F(TokensTest, RewriteKeepsTheFilesOwner) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to own a file as another user";
+  ASSERT_TRUE(CreateToken(path_, "alice", Role::kAdmin).ok());
+  ASSERT_EQ(::chown(path_.c_str(), 65534, 65534), 0);
+  ASSERT_TRUE(CreateToken(path_, "bob", Role::kViewer).ok());
+  struct stat st;
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  ASSERT_TRUE(RevokeToken(path_, "alice").ok());
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(ModeOf(path_), 0600);
+}
+
 TEST_F(TokensTest, GroupReadableFileRefusedNamingThePath) {
   ASSERT_TRUE(CreateToken(path_, "alice", Role::kAdmin).ok());
   ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
