@@ -67,7 +67,8 @@ constexpr std::array<std::string_view, 4> kValueModes = {"last", "best", "min", 
 constexpr std::array<std::string_view, 4> kParameterTypes = {"double", "int", "categorical",
                                                              "discrete"};
 constexpr std::array<std::string_view, 2> kScales = {"linear", "log"};
-constexpr std::array<std::string_view, 4> kAlgorithms = {"grid", "random", "sobol", "bayesian"};
+constexpr std::array<std::string_view, 6> kAlgorithms = {"grid",     "random", "sobol",
+                                                         "bayesian", "tpe",    "multivariate-tpe"};
 constexpr std::array<std::string_view, 2> kRules = {"median", "asha"};
 constexpr std::array<std::string_view, 3> kCollectorKinds = {"stdout", "file", "push"};
 constexpr std::array<std::string_view, 4> kTransforms = {"auto", "standardize", "copula",
@@ -113,6 +114,8 @@ std::span<const SettingRule> SettingsOf(tuner::Algorithm algorithm) {
       return kBayesianSettings;
     case tuner::Algorithm::kRandom:
     case tuner::Algorithm::kSobol:
+    case tuner::Algorithm::kTpe:
+    case tuner::Algorithm::kMultivariateTpe:
       break;
   }
   return {};
@@ -455,12 +458,14 @@ void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
 // The algorithm, when its name is known; settings checked against it.
 std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors* errors) {
   if (!spec.has_algorithm()) {
-    errors->Add("algorithm", "required: {name: grid, random, sobol or bayesian}");
+    errors->Add("algorithm",
+                "required: {name: grid, random, sobol, bayesian, tpe or multivariate-tpe}");
     return std::nullopt;
   }
   const v1::AlgorithmSpec& a = spec.algorithm();
   if (a.name().empty()) {
-    errors->Add("algorithm.name", "required: grid, random, sobol or bayesian");
+    errors->Add("algorithm.name",
+                "required: grid, random, sobol, bayesian, tpe or multivariate-tpe");
     return std::nullopt;
   }
   auto algorithm = tuner::ParseAlgorithm(a.name());

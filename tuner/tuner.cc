@@ -13,8 +13,11 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
   if (n == "random") return Algorithm::kRandom;
   if (n == "sobol") return Algorithm::kSobol;
   if (n == "bayesian" || n == "bayesianoptimization") return Algorithm::kBayesian;
-  return absl::InvalidArgumentError(absl::StrCat("algorithm: unknown \"", std::string(name),
-                                                 "\" (known: grid, random, sobol, bayesian)"));
+  if (n == "tpe") return Algorithm::kTpe;
+  if (n == "multivariate-tpe") return Algorithm::kMultivariateTpe;
+  return absl::InvalidArgumentError(
+      absl::StrCat("algorithm: unknown \"", std::string(name),
+                   "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe)"));
 }
 
 std::string_view AlgorithmName(Algorithm algorithm) {
@@ -27,6 +30,10 @@ std::string_view AlgorithmName(Algorithm algorithm) {
       return "sobol";
     case Algorithm::kBayesian:
       return "bayesian";
+    case Algorithm::kTpe:
+      return "tpe";
+    case Algorithm::kMultivariateTpe:
+      return "multivariate-tpe";
   }
   return "unknown";
 }
@@ -62,6 +69,18 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       }
       sampler = MakeBayesianSampler(space, options.bayesian, options.seed);
       break;
+    case Algorithm::kTpe:
+    case Algorithm::kMultivariateTpe: {
+      if (options.tpe.startup_trials < 0 || options.tpe.ei_candidates < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("algorithm: tpe needs startupTrials >= 0 and eiCandidates >= 1, got ",
+                         options.tpe.startup_trials, " and ", options.tpe.ei_candidates));
+      }
+      TpeOptions tpe = options.tpe;
+      tpe.multivariate = options.algorithm == Algorithm::kMultivariateTpe;
+      sampler = MakeTpeSampler(space, tpe, options.seed);
+      break;
+    }
   }
   return Tuner(std::move(space), std::move(options), std::move(sampler));
 }

@@ -34,13 +34,15 @@
 #include "tuner/bayesian.h"
 #include "tuner/early_stopping.h"
 #include "tuner/search_space.h"
+#include "tuner/tpe.h"
 
 namespace gangway::tuner {
 
 enum class Direction { kMinimize, kMaximize };
-enum class Algorithm { kGrid, kRandom, kSobol, kBayesian };
+enum class Algorithm { kGrid, kRandom, kSobol, kBayesian, kTpe, kMultivariateTpe };
 
-// "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization").
+// "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization"),
+// "tpe", "multivariate-tpe".
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 std::string_view AlgorithmName(Algorithm algorithm);
 
@@ -52,6 +54,8 @@ struct TunerOptions {
   uint64_t seed = 0;
   GridOptions grid;
   BayesianOptions bayesian;
+  // tpe and multivariate-tpe (the algorithm decides `multivariate`).
+  TpeOptions tpe;
   EarlyStoppingOptions early_stopping;
 };
 

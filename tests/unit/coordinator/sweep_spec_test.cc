@@ -403,7 +403,17 @@ TEST(ParseSweepSpecTest, ParameterErrors) {
 TEST(ParseSweepSpecTest, AlgorithmErrors) {
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{name: bayes}")),
               HasSubstr("line 6: algorithm.name: must be one of grid, random, sobol, bayesian, "
-                        "got \"bayes\""));
+                        "tpe, multivariate-tpe, got \"bayes\""));
+  // Katib's TPE names are real samplers; they take no settings.
+  for (const char* name : {"tpe", "multivariate-tpe"}) {
+    auto parsed = ParseSweepSpec(Minimal("{name: random}", std::string("{name: ") + name + "}"));
+    ASSERT_TRUE(parsed.ok()) << name << ": " << parsed.status();
+    EXPECT_EQ(parsed->spec.algorithm().name(), name);
+  }
+  EXPECT_THAT(ErrorOf(Minimal("algorithm: {name: random}\n",
+                              "algorithm:\n  name: tpe\n  settings:\n    initialPoints: 3\n")),
+              HasSubstr("line 9: algorithm.settings.initialPoints: unknown setting (tpe takes "
+                        "no settings)"));
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{name: randon}")),
               HasSubstr("(did you mean \"random\"?)"));
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{seed: 1}")),
