@@ -36,7 +36,8 @@ Outcome RunAdmin(std::vector<std::string> args) {
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::ParseError& e) {
-    outcome.code = 2;
+    // What main's CLI11_PARSE exits with: CLI11's own non-zero codes.
+    outcome.code = e.get_exit_code();
     outcome.err = e.what();
     return outcome;
   }
@@ -100,8 +101,8 @@ TEST_F(TokensCertsCliTest, CertsInitBadInputExitsTwo) {
   EXPECT_THAT(bad.err, HasSubstr("\"Bad_Name\""));
   EXPECT_FALSE(std::filesystem::exists(root_ + "/pki"));
   EXPECT_EQ(RunAdmin({"certs", "init", root_ + "/pki", "--ca-cert", "x.crt"}).code, 2);
-  EXPECT_EQ(RunAdmin({"certs", "init"}).code, 2);
-  EXPECT_EQ(RunAdmin({"certs"}).code, 2);
+  EXPECT_NE(RunAdmin({"certs", "init"}).code, 0);  // usage errors: CLI11's codes
+  EXPECT_NE(RunAdmin({"certs"}).code, 0);
 }
 
 TEST_F(TokensCertsCliTest, TokenCreateListRevoke) {
@@ -123,7 +124,7 @@ TEST_F(TokensCertsCliTest, TokenCreateListRevoke) {
   EXPECT_EQ(dup.code, 2);
   EXPECT_THAT(dup.out, IsEmpty());
   EXPECT_EQ(RunAdmin({"token", "create", "carol", "--role", "root", "--file", file}).code, 2);
-  EXPECT_EQ(RunAdmin({"token", "create", "carol", "--file", file}).code, 2);  // no --role
+  EXPECT_NE(RunAdmin({"token", "create", "carol", "--file", file}).code, 0);  // no --role
 
   Outcome list = RunAdmin({"token", "list", "--file", file});
   ASSERT_EQ(list.code, 0) << list.err;
