@@ -3,8 +3,10 @@
 //
 // DIR holds ca.crt, ca.key (only when this made the CA), coordinator.crt,
 // coordinator.key and NAME.crt, NAME.key per node. Keys are EC P-256.
-//   - CA: CN "gangway CA", basicConstraints CA:TRUE (critical), keyUsage
-//     keyCertSign, cRLSign.
+//   - CA: CN "gangway CA", basicConstraints CA:TRUE, pathlen:0 (critical),
+//     keyUsage keyCertSign, cRLSign.
+// All carry random 128-bit serials and subject/authority key identifiers;
+// leaves have basicConstraints CA:FALSE and keyUsage digitalSignature.
 //   - coordinator: CN "gangway-coordinator", extendedKeyUsage serverAuth
 //     only, SANs: the hosts plus localhost, 127.0.0.1 and ::1.
 //   - node NAME: CN NAME, SAN DNS:NAME, extendedKeyUsage clientAuth only.
