@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -28,6 +30,7 @@
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
+#include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 #include "gpu/cpu_list.h"
 #include "gpu/inventory.h"
@@ -38,7 +41,52 @@ namespace asio = boost::asio;
 namespace {
 using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::CoordinatorMessage>;
 using RankKey = std::tuple<std::string, int32_t, int32_t>;  // job, attempt, rank
+
+// The user a job asks for. LaunchGang carries it once the coordinator sends
+// it (proto LaunchGang.user, set from JobSpec.user); until then every job
+// gets the default workload user.
+template <typename Launch>
+std::string RequestedUser(const Launch& launch) {
+  if constexpr (requires { launch.user(); }) {
+    return launch.user();
+  } else {
+    return "";
+  }
+}
+
+// Best effort, as the supervisor does: the log is where a user looks first
+// when a rank never ran.
+void AppendToLog(const std::string& path, const std::string& line) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream(path, std::ios::app) << "gangway: " << line << "\n";
+}
+
+grpc::ChannelArguments SessionChannelArgs(const AgentOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options.min_backoff_ms));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options.max_backoff_ms));
+  return args;
+}
+
+// The CA as PEM text for the ranks; empty without TLS.
+absl::StatusOr<std::string> CaPem(const common::ClientTls& tls) {
+  if (!tls.ca_pem.empty()) return tls.ca_pem;
+  if (tls.ca_file.empty()) return std::string();
+  return common::ReadTextFile(tls.ca_file, "--tls-ca");
+}
 }  // namespace
+
+absl::Status ValidateAgentOptions(const AgentOptions& options) {
+  absl::StatusOr<WorkloadUserPolicy> policy =
+      WorkloadUserPolicy::Create(options.workload, CurrentUser());
+  if (!policy.ok()) return policy.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      common::MakeChannel(options.coordinator, options.tls, "", SessionChannelArgs(options));
+  if (!channel.ok()) return channel.status();
+  return CaPem(options.tls).status();
+}
 
 absl::StatusOr<int> ReservePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -92,9 +140,27 @@ struct Agent::Impl {
   bool stopping = false;
   grpc::ClientContext* ctx = nullptr;
 
-  explicit Impl(AgentOptions o) : options(std::move(o)) {
+  // Decided once; an error (options not validated first) fails every
+  // launch with its message.
+  absl::StatusOr<WorkloadUserPolicy> policy;
+  std::string ca_pem;  // GANGWAY_TLS_CA for ranks; empty without TLS
+
+  explicit Impl(AgentOptions o)
+      : options(std::move(o)), policy(WorkloadUserPolicy::Create(options.workload, CurrentUser())) {
     supervisor = std::make_unique<Supervisor>(
-        io, [this](pid_t pid, const ExitInfo& info) { OnExit(pid, info); });
+        io, [this](pid_t pid, const ExitInfo& info) { OnExit(pid, info); }, options.environment);
+    if (!policy.ok()) {
+      GW_LOG_ERROR("node={}: no rank can run: {}", options.name,
+                   std::string(policy.status().message()));
+    } else {
+      GW_LOG_INFO("node={} runs ranks as {} (uid {})", options.name, policy->default_user().name,
+                  policy->default_user().uid);
+    }
+    if (absl::StatusOr<std::string> pem = CaPem(options.tls); pem.ok()) {
+      ca_pem = *std::move(pem);
+    } else {
+      GW_LOG_ERROR("node={}: {}", options.name, std::string(pem.status().message()));
+    }
   }
 
   // ---- Loop thread ---------------------------------------------------------
@@ -198,10 +264,20 @@ struct Agent::Impl {
     gs->set_attempt(launch.attempt());
     gs->set_master_port(port);
     std::vector<v1::AgentMessage> failures;
+    // The node's policy decides, with its own passwd database.
+    const std::string requested = RequestedUser(launch);
+    const absl::StatusOr<UserIdentity> user =
+        policy.ok() ? policy->ForJob(requested, options.name) : policy.status();
+    if (!user.ok()) {
+      GW_LOG_WARN("node={} job={}: {}", options.name, launch.job_id(),
+                  std::string(user.status().message()));
+    }
     for (const v1::RankLaunch& rl : launch.ranks()) {
       RankKey key{launch.job_id(), launch.attempt(), rl.rank()};
       if (records.count(key)) continue;  // a repeated launch never makes a second copy
       LaunchRequest req;
+      if (user.ok()) req.user = *user;
+      if (!ca_pem.empty()) req.env.emplace_back("GANGWAY_TLS_CA", ca_pem);
       req.argv.assign(rl.argv().begin(), rl.argv().end());
       for (const auto& [k, v] : rl.env()) {
         const bool port_var = k == "MASTER_PORT" || k == "PET_MASTER_PORT";
@@ -215,9 +291,16 @@ struct Agent::Impl {
            absl::StrCat("attempt-", launch.attempt()) / absl::StrCat("rank-", rl.rank(), ".jsonl"))
               .string();
       const bool collect = rl.rank() == 0 && !launch.metrics().kind().empty();
-      if (collect && launch.metrics().kind() == "file") {
+      if (collect && launch.metrics().kind() == "file" && user.ok()) {
+        const std::filesystem::path dir = std::filesystem::path(metrics_file).parent_path();
         std::error_code ec;
-        std::filesystem::create_directories(std::filesystem::path(metrics_file).parent_path(), ec);
+        std::filesystem::create_directories(dir, ec);
+        // The rank creates the file as the workload user; the directories
+        // above must let it through (a state dir of 0755 or 0711).
+        if (::geteuid() == 0 && user->uid != 0 && ::chown(dir.c_str(), user->uid, user->gid) != 0) {
+          GW_LOG_WARN("node={} job={}: chown {}: {}", options.name, launch.job_id(), dir.string(),
+                      strerror(errno));
+        }
         req.env.emplace_back("GANGWAY_METRICS_FILE", metrics_file);
       }
       // Only a detected inventory describes this machine's cores and NUMA
@@ -226,7 +309,9 @@ struct Agent::Impl {
         req.cpu_affinity = AffinityFor(rl);
         req.memory_nodes = MemoryNodesFor(rl);
       }
-      absl::StatusOr<pid_t> pid = supervisor->Launch(req);
+      if (!user.ok()) AppendToLog(req.log_path, std::string(user.status().message()));
+      absl::StatusOr<pid_t> pid =
+          user.ok() ? supervisor->Launch(req) : absl::StatusOr<pid_t>(user.status());
       Record& rec = records[key];
       v1::RankRecord* r = gs->add_ranks();
       r->set_job_id(launch.job_id());
@@ -426,20 +511,39 @@ struct Agent::Impl {
   // restarted coordinator seconds late (past --node-timeout, which fails its
   // jobs). Here each attempt is one real connection attempt, paced by the
   // jittered backoff below alone.
+  // Null when the TLS files cannot be used (ValidateAgentOptions reports
+  // that at startup; here the session retries with backoff).
   std::unique_ptr<v1::AgentSession::Stub> NewStub() const {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options.min_backoff_ms));
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options.max_backoff_ms));
-    return v1::AgentSession::NewStub(
-        grpc::CreateCustomChannel(options.coordinator, grpc::InsecureChannelCredentials(), args));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        common::MakeChannel(options.coordinator, options.tls, "", SessionChannelArgs(options));
+    if (!channel.ok()) {
+      GW_LOG_ERROR("node={}: {}", options.name, std::string(channel.status().message()));
+      return nullptr;
+    }
+    return v1::AgentSession::NewStub(*channel);
   }
 
   void RunSession() {
     std::mt19937_64 rng(std::random_device{}());
     int64_t backoff = options.min_backoff_ms;
+    // Waits out the jittered backoff; false when the agent is stopping.
+    auto backoff_wait = [&](const std::string& why) {
+      std::unique_lock lock(mu);
+      ctx = nullptr;
+      if (stopping) return false;
+      GW_LOG_INFO("node={} session ended ({}); reconnecting in ~{} ms", options.name, why, backoff);
+      // Jitter spreads a fleet's reconnects after a coordinator restart.
+      std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
+      cv.wait_for(lock, std::chrono::milliseconds(jitter(rng)), [this] { return stopping; });
+      return !stopping;
+    };
     while (true) {
       auto stub = NewStub();
+      if (!stub) {
+        if (!backoff_wait("no channel")) return;
+        backoff = std::min(options.max_backoff_ms, backoff * 2);
+        continue;
+      }
       grpc::ClientContext context;
       {
         std::lock_guard lock(mu);
@@ -476,17 +580,7 @@ struct Agent::Impl {
         return 0;
       });
       grpc::Status status = s->Finish();
-      {
-        std::unique_lock lock(mu);
-        ctx = nullptr;
-        if (stopping) return;
-        GW_LOG_INFO("node={} session ended ({}); reconnecting in ~{} ms", options.name,
-                    status.error_message(), backoff);
-        // Jitter spreads a fleet's reconnects after a coordinator restart.
-        std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
-        cv.wait_for(lock, std::chrono::milliseconds(jitter(rng)), [this] { return stopping; });
-        if (stopping) return;
-      }
+      if (!backoff_wait(status.error_message())) return;
       backoff = std::min(options.max_backoff_ms, backoff * 2);
     }
   }

@@ -7,6 +7,9 @@
 // posts what it reads onto the loop. The Register message is built and
 // written on the loop, so no exit can slip between the records it carries
 // and the first report that follows.
+//
+// Ranks run as the node's workload user, never root by default, with a
+// clean environment (workload_user.h, supervisor.h, docs/workloads.md).
 #pragma once
 
 #include <memory>
@@ -14,6 +17,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/supervisor.h"
+#include "agent/workload_user.h"
+#include "common/tls.h"
 #include "gangway/v1/gangway.pb.h"
 
 namespace gangway::agent {
@@ -28,7 +34,20 @@ struct AgentOptions {
   int64_t metrics_poll_ms = 250;
   int64_t min_backoff_ms = 50;
   int64_t max_backoff_ms = 5000;
+  // Who ranks run as and which users jobs may ask for.
+  WorkloadUserOptions workload;
+  // What ranks inherit from the agent's environment; `gangway local` sets
+  // inherit_all (and workload.run_as_agent_user), as torchrun behaves.
+  EnvironmentOptions environment;
+  // The channel to the coordinator; with a CA, ranks also get it as PEM text
+  // in GANGWAY_TLS_CA to verify the coordinator's rendezvous and metrics.
+  common::ClientTls tls;
 };
+
+// What a bad option would otherwise make every launch or connection fail
+// with: the workload-user policy, the TLS files. INVALID_ARGUMENT with a
+// message for the person starting the agent.
+absl::Status ValidateAgentOptions(const AgentOptions& options);
 
 class Agent {
  public:

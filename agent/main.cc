@@ -51,6 +51,28 @@ int main(int argc, char** argv) {
                  "describe this hwloc XML topology instead of this machine (tests, laptops)");
   app.add_option("--links", links, "NVLink file for --topology (default: FILE.links beside it)");
   app.add_flag("--print-inventory", print_inventory, "print what this node offers and exit");
+  app.add_option("--run-as", options.workload.run_as,
+                 "user ranks run as (default for a root agent: 'gangway' if that account "
+                 "exists, else 'nobody'); a non-root agent runs them as itself");
+  app.add_flag("--allow-root-workloads", options.workload.allow_root,
+               "let ranks run as root (--run-as root, or jobs with user: root listed in "
+               "--allow-user)");
+  app.add_option("--allow-user", options.workload.allowed_users,
+                 "a user jobs may ask for with `user:` (repeat, or a comma list)")
+      ->delimiter(',');
+  app.add_option("--pass-env", options.environment.pass,
+                 "pass this variable of the agent's environment to ranks (repeat); they get "
+                 "only PATH, LANG, LANGUAGE, LC_*, TZ, TERM otherwise")
+      ->delimiter(',');
+  app.add_option("--tls-ca", options.tls.ca_file,
+                 "CA certificate (PEM) that signed the coordinator's; enables TLS, and ranks "
+                 "get it in GANGWAY_TLS_CA")
+      ->envname("GANGWAY_TLS_CA");
+  app.add_option("--tls-cert", options.tls.cert_file, "this node's client certificate (PEM)")
+      ->envname("GANGWAY_TLS_CERT");
+  app.add_option("--tls-key", options.tls.key_file,
+                 "the client certificate's private key (PEM, not readable by group or others)")
+      ->envname("GANGWAY_TLS_KEY");
   CLI11_PARSE(app, argc, argv);
   common::SetupLogging(log_level);
 
@@ -98,6 +120,11 @@ int main(int argc, char** argv) {
     (void)google::protobuf::util::MessageToJsonString(inv, &json, o);
     std::cout << json;
     return 0;
+  }
+  // Refused now rather than failing every launch or connection later.
+  if (absl::Status valid = agent::ValidateAgentOptions(options); !valid.ok()) {
+    std::cerr << "gangway-agent: " << valid.message() << "\n";
+    return 2;
   }
   if (options.name.empty()) {
     std::cerr << "gangway-agent: --name is required (no hostname found)\n";

@@ -129,6 +129,11 @@ int RunLocal(const LocalOptions& options, std::ostream& out, std::ostream& err) 
     a.address = "127.0.0.1";
     a.state_dir = (std::filesystem::path(options.state_dir) / "agents" / a.name).string();
     a.inventory = node_inventory;
+    // One user on their own machine: ranks run as that user with their
+    // whole environment (virtualenv, CUDA paths), as torchrun's do, not as
+    // a node's workload user with a clean one.
+    a.workload.run_as_agent_user = true;
+    a.environment.inherit_all = true;
     agents.push_back(std::make_unique<agent::Agent>(std::move(a)));
     agents.back()->Start();
   }

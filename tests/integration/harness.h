@@ -9,9 +9,13 @@
 //   from its "listening HOST:PORT" line.
 // - Waits poll a condition, usually an RPC, every 10 ms until a deadline; no
 //   test synchronises with a fixed sleep.
-// - Every agent gets GANGWAY_IT_TAG=<unique>, which its ranks (and their
-//   children) inherit, so a test finds its own rank processes in /proc even
-//   when several tests run at once, and kills whatever is left at the end.
+// - Every agent gets GANGWAY_IT_TAG=<unique> and passes it to its ranks
+//   (--pass-env: ranks get a clean environment), and their children inherit
+//   it, so a test finds its own rank processes in /proc even when several
+//   tests run at once, and kills whatever is left at the end.
+// - Ranks run as the agents' workload user (nobody when the tests run as
+//   root): a test directory is world-readable, and a program a rank runs
+//   from the build or source tree goes through WorkloadPath.
 //
 // Threads: everything here is used from the test's thread only.
 #pragma once
@@ -24,6 +28,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,6 +126,9 @@ class TempDir {
       ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
     }
     path_ = tmpl;
+    // mkdtemp makes it 0700; ranks running as the workload user read
+    // files here (specs' inputs, go-files).
+    ::chmod(path_.c_str(), 0755);
   }
   ~TempDir() {
     if (::testing::Test::HasFailure() || std::getenv("GANGWAY_IT_KEEP") != nullptr) {
@@ -285,6 +293,34 @@ inline RunResult RunCommand(const TempDir& dir, const std::vector<std::string>& 
   return result;
 }
 
+// Whether a user with no relation to the file's owner can reach `path`:
+// every directory above it searchable by others, the file readable and
+// executable by them.
+inline bool ReachableByOthers(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH)) {
+    return false;
+  }
+  for (std::filesystem::path dir = std::filesystem::absolute(path).parent_path();;
+       dir = dir.parent_path()) {
+    if (::stat(dir.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0) return false;
+    if (dir == dir.root_path()) return true;
+  }
+}
+
+// `program` where a rank running as the workload user can execute it: the
+// path itself when others can reach it, else a copy in `dir`. CI clones
+// the repository into a folder that may sit under a private (0700) home.
+inline std::string WorkloadPath(const TempDir& dir, const std::string& program) {
+  if (ReachableByOthers(program)) return program;
+  const std::string copy = dir.Sub(std::filesystem::path(program).filename().string());
+  std::error_code ec;
+  std::filesystem::copy_file(program, copy, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) ADD_FAILURE() << "copy " << program << " to " << copy << ": " << ec.message();
+  ::chmod(copy.c_str(), 0755);
+  return copy;
+}
+
 // A TCP port that was free a moment ago on 127.0.0.1 (bind 0, release).
 inline int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -422,7 +458,8 @@ class Cluster {
     return ::testing::AssertionSuccess();
   }
 
-  ::testing::AssertionResult StartAgent(int i) {
+  // `env` is added to the agent's environment (not to its ranks').
+  ::testing::AssertionResult StartAgent(int i, const Env& env = {}) {
     if (static_cast<int>(agents_.size()) <= i) agents_.resize(i + 1);
     const std::string name = NodeName(i);
     std::vector<std::string> argv = {AgentBinary(),
@@ -437,14 +474,17 @@ class Cluster {
                                      "--cpus",
                                      options_.agent_cpus,
                                      "--memory",
-                                     options_.agent_memory};
+                                     options_.agent_memory,
+                                     "--pass-env",
+                                     "GANGWAY_IT_TAG"};
     if (options_.agent_gpus > 0) {
       argv.insert(argv.end(),
                   {"--gpus", std::to_string(options_.agent_gpus), "--gpu-model", "H100"});
     }
     argv.insert(argv.end(), options_.agent_flags.begin(), options_.agent_flags.end());
-    agents_[i] = Process::Spawn(argv, dir_.Sub(name + ".out"), dir_.Sub(name + ".log"),
-                                {{"GANGWAY_IT_TAG", dir_.Name()}});
+    Env agent_env = {{"GANGWAY_IT_TAG", dir_.Name()}};
+    agent_env.insert(agent_env.end(), env.begin(), env.end());
+    agents_[i] = Process::Spawn(argv, dir_.Sub(name + ".out"), dir_.Sub(name + ".log"), agent_env);
     if (!agents_[i]) return ::testing::AssertionFailure() << "cannot spawn agent " << name;
     return ::testing::AssertionSuccess();
   }

@@ -19,8 +19,9 @@ namespace {
 inline std::string TrainerBinary() { return BinaryPath("examples/trainer/gangway-trainer"); }
 
 // The example spec with the trainer's path made absolute: the spec names it
-// relative to the repository root, where `gangway local` is run from.
-std::string TrainerSpec() {
+// relative to the repository root, where `gangway local` is run from. The
+// ranks run as the workload user: the build tree may be out of its reach.
+std::string TrainerSpec(const TempDir& dir) {
   std::string yaml = ReadFile(SourcePath("examples/jobs/trainer-gloo.yaml"));
   const std::string relative = "build/examples/trainer/gangway-trainer";
   const size_t at = yaml.find(relative);
@@ -28,7 +29,7 @@ std::string TrainerSpec() {
     ADD_FAILURE() << "examples/jobs/trainer-gloo.yaml no longer names " << relative;
     return yaml;
   }
-  yaml.replace(at, relative.size(), TrainerBinary());
+  yaml.replace(at, relative.size(), WorkloadPath(dir, TrainerBinary()));
   return yaml;
 }
 
@@ -68,7 +69,7 @@ TEST(TrainerIntegration, GlooDataParallelAcrossTwoAgents) {
   Cluster cluster(options);
   ASSERT_TRUE(cluster.Start());
 
-  const std::string id = cluster.Submit(TrainerSpec());
+  const std::string id = cluster.Submit(TrainerSpec(cluster.dir()));
   ASSERT_FALSE(id.empty());
   v1::Job job;
   ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 90s, &job))
@@ -180,7 +181,7 @@ TEST(TrainerIntegration, NcclWithoutAGpuFailsFastWithTheReason) {
       "  cpus: 1\n"
       "  memory: 256Mi\n"
       "command: [" +
-      TrainerBinary() +
+      WorkloadPath(cluster.dir(), TrainerBinary()) +
       "]\n"
       "args: [--backend, nccl, --steps, \"20\", --timeout, \"120\"]\n"
       "restartPolicy: Never\n"

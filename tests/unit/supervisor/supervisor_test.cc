@@ -172,9 +172,10 @@ TEST_F(SupervisorTest, StdinIsDevNull) {
 TEST_F(SupervisorTest, InheritAllPassesEnvironmentWithOverrides) {
   // `gangway local`: the invoking user's whole environment.
   std::map<pid_t, std::vector<ExitInfo>> exits;
+  EnvironmentOptions inherit;
+  inherit.inherit_all = true;
   Supervisor local(
-      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); },
-      EnvironmentOptions{.inherit_all = true});
+      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); }, inherit);
   ::setenv("GANGWAY_SUP_TEST_KEPT", "kept", 1);
   ::setenv("GANGWAY_SUP_TEST_OVERRIDE", "parent", 1);
   LaunchRequest request =
@@ -194,9 +195,10 @@ TEST_F(SupervisorTest, InheritAllPassesEnvironmentWithOverrides) {
 // identity, then the request's variables; nothing else of the agent's.
 TEST_F(SupervisorTest, CleanEnvironmentByDefault) {
   std::map<pid_t, std::vector<ExitInfo>> exits;
+  EnvironmentOptions pass;
+  pass.pass = {"GANGWAY_SUP_TEST_PASSED"};
   Supervisor clean(
-      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); },
-      EnvironmentOptions{.pass = {"GANGWAY_SUP_TEST_PASSED"}});
+      io_, [&](pid_t pid, const ExitInfo& info) { exits[pid].push_back(info); }, pass);
   ::setenv("GANGWAY_SUP_TEST_SECRET", "agent-only", 1);
   ::setenv("GANGWAY_SUP_TEST_PASSED", "passed", 1);
   ::setenv("LC_GANGWAY_TEST", "lc", 1);
