@@ -27,7 +27,9 @@ int Fail(Context& ctx, const grpc::Status& s) {
   std::string hint;
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     hint = absl::StrCat(" (is a coordinator running at ", ctx.coordinator,
-                        "? set --coordinator or GANGWAY_COORDINATOR)");
+                        "? set --coordinator or GANGWAY_COORDINATOR",
+                        ctx.tls.enabled() ? "" : "; one serving TLS needs --tls-ca or GANGWAY_TLS_CA",
+                        ")");
   }
   *ctx.err << "error: " << s.error_message() << hint << "\n";
   switch (s.error_code()) {
@@ -84,8 +86,11 @@ absl::Status Connect(Context& ctx) {
   if (ctx.coordinator.empty()) {
     return absl::InvalidArgumentError("--coordinator: no coordinator address");
   }
-  ctx.stub = v1::Control::NewStub(
-      grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      common::MakeChannel(ctx.coordinator, ctx.tls, ctx.token);
+  if (!channel.ok()) return channel.status();
+  ctx.channel = std::move(*channel);
+  ctx.stub = v1::Control::NewStub(ctx.channel);
   return absl::OkStatus();
 }
 

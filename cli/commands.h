@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "cli/format.h"
+#include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 namespace gangway::cli {
@@ -18,11 +19,17 @@ struct Context {
   Output output = Output::kTable;
   std::ostream* out;
   std::ostream* err;
-  std::unique_ptr<v1::Control::Stub> stub;  // made from coordinator
+  // --tls-ca (GANGWAY_TLS_CA): the cluster CA; empty: plaintext.
+  common::ClientTls tls;
+  // --token (GANGWAY_TOKEN): sent as a bearer token on every call.
+  std::string token;
+  std::shared_ptr<grpc::Channel> channel;   // made by Connect
+  std::unique_ptr<v1::Control::Stub> stub;  // over channel
   bool terminal = false;                    // stdout is a terminal: live progress
 };
 
-// Fills ctx.stub. Fails only on an empty address.
+// Fills ctx.channel and ctx.stub. Fails on an empty address or unreadable
+// TLS files (INVALID_ARGUMENT naming the file).
 absl::Status Connect(Context& ctx);
 
 int Submit(Context& ctx, const std::string& file);

@@ -106,6 +106,7 @@ std::string JobsTable(const std::vector<v1::Job>& jobs, int64_t now_ms) {
 
 std::string JobDetail(const v1::Job& job, int64_t now_ms) {
   std::string out = JobsTable({job}, now_ms);
+  out += absl::StrCat("OWNER ", job.owner().empty() ? "-" : job.owner(), "\n");
   if (job.ranks_size() == 0) return out;
   out += absl::StrCat("\nMASTER ", job.master_addr(), ":", job.master_port(), "\n");
   std::vector<std::vector<std::string>> rows{

@@ -45,8 +45,7 @@ int RunLocalSweep(Context& ctx, const LocalOptions& options, const std::string& 
   req.set_yaml(yaml);
   v1::Sweep sweep;
   grpc::ClientContext rpc;
-  auto stub =
-      v1::Sweeps::NewStub(grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Sweeps::NewStub(ctx.channel);
   grpc::Status s = stub->SubmitSweep(&rpc, req, &sweep);
   if (!s.ok()) {
     *ctx.err << options.spec_file << ": " << s.error_message() << "\n";

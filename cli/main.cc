@@ -30,6 +30,14 @@ int main(int argc, char** argv) {
                  "coordinator address host:port (env GANGWAY_COORDINATOR)");
   app.add_option("-o,--output", output, "table|wide|json|yaml|name");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string tls_ca;
+  if (const char* v = std::getenv("GANGWAY_TLS_CA"); v && *v) tls_ca = v;
+  if (const char* v = std::getenv("GANGWAY_TOKEN"); v && *v) ctx.token = v;
+  app.add_option("--tls-ca", tls_ca,
+                 "the cluster CA (PEM file) to verify a TLS coordinator (env GANGWAY_TLS_CA)");
+  app.add_option("--tls-server-name", ctx.tls.server_name,
+                 "expect this name in the coordinator's certificate instead of the address's host");
+  app.add_option("--token", ctx.token, "bearer token (env GANGWAY_TOKEN)");
 
   std::string file, id;
   int rank = 0, attempt = 0;
@@ -79,6 +87,7 @@ int main(int argc, char** argv) {
   local->add_flag("!--no-logs", local_options.show_logs, "do not print the ranks' output");
   AdminCommands admin(app);  // certs, token: local files, no coordinator
   CLI11_PARSE(app, argc, argv);
+  if (!tls_ca.empty()) ctx.tls.SetCa(tls_ca);
   gangway::common::SetupLogging(log_level);
 
   auto out = ParseOutput(output);

@@ -27,8 +27,7 @@ int Fail(Context& ctx, const grpc::Status& s) {
 }
 
 std::unique_ptr<v1::Sweeps::Stub> Stub(Context& ctx) {
-  return v1::Sweeps::NewStub(
-      grpc::CreateChannel(ctx.coordinator, grpc::InsecureChannelCredentials()));
+  return v1::Sweeps::NewStub(ctx.channel);
 }
 
 void Print(Context& ctx, const v1::Sweep& sweep) {
@@ -136,6 +135,7 @@ std::string SweepDetail(const v1::Sweep& sweep, int64_t now_ms) {
               absl::StrCat(sweep.trials_size(), "/", spec.max_trials()), absl::StrCat(c.running),
               absl::StrCat(c.failed), spec.algorithm().name(), Age(now_ms - sweep.create_time_ms()),
               sweep.reason()}});
+  out += absl::StrCat("OWNER ", sweep.owner().empty() ? "-" : sweep.owner(), "\n");
   if (sweep.trials_size() == 0) return out;
   std::vector<const v1::Trial*> trials;
   for (const auto& t : sweep.trials()) trials.push_back(&t);

@@ -46,9 +46,11 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 extern char** environ;
@@ -385,6 +387,11 @@ struct ClusterOptions {
   std::vector<std::string> agent_flags;  // appended to every agent's command line
   std::vector<std::string> coordinator_flags = {
       "--node-timeout", "1", "--heartbeat-interval", "0.2", "--stop-grace", "1"};
+  // TLS and tokens everywhere: `gangway certs init` makes the CA, the
+  // coordinator's and every node's certificate; `gangway token create`
+  // makes an admin, a submitter and a viewer token. The harness's own
+  // calls and Cli() use the admin token.
+  bool secure = false;
 };
 
 // A coordinator and its agents as real processes, plus RPC helpers.
@@ -424,6 +431,12 @@ class Cluster {
     std::vector<std::string> argv = {CoordinatorBinary(), "--listen", listen, "--state",
                                      dir_.Sub("coordinator")};
     argv.insert(argv.end(), options_.coordinator_flags.begin(), options_.coordinator_flags.end());
+    if (options_.secure) {
+      if (auto r = MakeCredentials(); !r) return r;
+      argv.insert(argv.end(), {"--tls-cert", CertPath("coordinator.crt"), "--tls-key",
+                               CertPath("coordinator.key"), "--tls-ca", CertPath("ca.crt"),
+                               "--token-file", dir_.Sub("tokens")});
+    }
     const std::string out = dir_.Sub("coordinator-" + std::to_string(n) + ".out");
     coordinator_ = Process::Spawn(argv, out, dir_.Sub("coordinator-" + std::to_string(n) + ".log"),
                                   {{"GANGWAY_IT_TAG", dir_.Name()}});
@@ -442,7 +455,48 @@ class Cluster {
                                            << coordinator_->Stderr();
     }
     address_ = address;
-    stub_ = v1::Control::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    stub_ = v1::Control::NewStub(Channel(admin_token_));
+    return ::testing::AssertionSuccess();
+  }
+
+  // ---- Credentials (secure clusters) ---------------------------------------
+  std::string CertPath(const std::string& file) const { return dir_.Sub("certs/" + file); }
+  common::ClientTls Tls() const {
+    common::ClientTls tls;
+    if (options_.secure) tls.ca_file = CertPath("ca.crt");
+    return tls;
+  }
+  // A channel to the coordinator as a CLI would open it, with `token`.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& token) const {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = common::MakeChannel(address_, Tls(), token);
+    if (!ch.ok()) ADD_FAILURE() << ch.status();
+    return ch.ok() ? *ch : nullptr;
+  }
+  const std::string& admin_token() const { return admin_token_; }
+  const std::string& submitter_token() const { return submitter_token_; }
+  const std::string& viewer_token() const { return viewer_token_; }
+
+  // Certificates for the coordinator and nodes node-0 .. node-(agents+1),
+  // and the three tokens; once per cluster.
+  ::testing::AssertionResult MakeCredentials() {
+    if (!admin_token_.empty()) return ::testing::AssertionSuccess();
+    std::vector<std::string> argv = {CliBinary(), "certs", "init", dir_.Sub("certs")};
+    for (int i = 0; i < options_.agents + 2; ++i) argv.insert(argv.end(), {"--node", NodeName(i)});
+    RunResult certs = RunCommand(dir_, argv);
+    if (certs.code != 0) {
+      return ::testing::AssertionFailure() << "certs init: " << certs.err << certs.out;
+    }
+    for (auto [name, role, token] : {std::tuple{"admin", "admin", &admin_token_},
+                                     std::tuple{"sam", "submitter", &submitter_token_},
+                                     std::tuple{"vera", "viewer", &viewer_token_}}) {
+      RunResult r = RunCommand(dir_, {CliBinary(), "token", "create", name, "--role", role,
+                                      "--file", dir_.Sub("tokens")});
+      std::vector<std::string> lines = Lines(r.out);
+      if (r.code != 0 || lines.empty()) {
+        return ::testing::AssertionFailure() << "token create " << name << ": " << r.err;
+      }
+      *token = lines.back();
+    }
     return ::testing::AssertionSuccess();
   }
 
@@ -482,6 +536,10 @@ class Cluster {
                   {"--gpus", std::to_string(options_.agent_gpus), "--gpu-model", "H100"});
     }
     argv.insert(argv.end(), options_.agent_flags.begin(), options_.agent_flags.end());
+    if (options_.secure) {
+      argv.insert(argv.end(), {"--tls-ca", CertPath("ca.crt"), "--tls-cert",
+                               CertPath(name + ".crt"), "--tls-key", CertPath(name + ".key")});
+    }
     Env agent_env = {{"GANGWAY_IT_TAG", dir_.Name()}};
     agent_env.insert(agent_env.end(), env.begin(), env.end());
     agents_[i] = Process::Spawn(argv, dir_.Sub(name + ".out"), dir_.Sub(name + ".log"), agent_env);
@@ -624,6 +682,9 @@ class Cluster {
   // Runs `gangway --coordinator ADDR ARGS...`.
   RunResult Cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 20s) {
     std::vector<std::string> argv = {CliBinary(), "--coordinator", address_};
+    if (options_.secure) {
+      argv.insert(argv.end(), {"--tls-ca", CertPath("ca.crt"), "--token", admin_token_});
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(dir_, argv, timeout);
   }
@@ -644,6 +705,7 @@ class Cluster {
   std::string address_;
   std::unique_ptr<v1::Control::Stub> stub_;
   int coordinator_starts_ = 0;
+  std::string admin_token_, submitter_token_, viewer_token_;
 };
 
 }  // namespace gangway::itest

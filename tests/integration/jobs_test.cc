@@ -22,8 +22,14 @@ std::string ShellJob(const std::string& name, int replicas, int procs, const std
          "'\n" + extra;
 }
 
-TEST(JobsIntegration, EndToEnd) {
-  Cluster cluster;
+// Plaintext on loopback, and the same with TLS, node certificates and an
+// admin token from `gangway certs init` and `gangway token create`.
+class JobsEndToEnd : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Transport, JobsEndToEnd, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Tls" : "Plaintext"; });
+
+TEST_P(JobsEndToEnd, EndToEnd) {
+  Cluster cluster(ClusterOptions{.secure = GetParam()});
   ASSERT_TRUE(cluster.Start());
 
   RunResult submit = cluster.Cli({"submit", SourcePath("examples/jobs/hello.yaml")});

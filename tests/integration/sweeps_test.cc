@@ -14,8 +14,7 @@ namespace gangway::itest {
 namespace {
 
 std::unique_ptr<v1::Sweeps::Stub> SweepsStub(const Cluster& cluster) {
-  return v1::Sweeps::NewStub(
-      grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials()));
+  return v1::Sweeps::NewStub(cluster.Channel(cluster.admin_token()));
 }
 
 std::optional<v1::Sweep> GetSweep(const Cluster& cluster, const std::string& id) {
@@ -74,8 +73,13 @@ double Double(const std::string& text) {
   return v;
 }
 
-TEST(SweepsIntegration, GridSweepThroughTheCli) {
-  Cluster cluster;
+// Plaintext on loopback, and the same with TLS and tokens (as JobsEndToEnd).
+class GridSweep : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Transport, GridSweep, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Tls" : "Plaintext"; });
+
+TEST_P(GridSweep, ThroughTheCli) {
+  Cluster cluster(ClusterOptions{.secure = GetParam()});
   ASSERT_TRUE(cluster.Start());
 
   RunResult submit = cluster.Cli({"submit", SourcePath("examples/sweeps/quadratic-grid.yaml")});
