@@ -26,10 +26,10 @@ void SetDeadline(grpc::ClientContext& ctx) {
 int Fail(Context& ctx, const grpc::Status& s) {
   std::string hint;
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    hint = absl::StrCat(" (is a coordinator running at ", ctx.coordinator,
-                        "? set --coordinator or GANGWAY_COORDINATOR",
-                        ctx.tls.enabled() ? "" : "; one serving TLS needs --tls-ca or GANGWAY_TLS_CA",
-                        ")");
+    hint = absl::StrCat(
+        " (is a coordinator running at ", ctx.coordinator,
+        "? set --coordinator or GANGWAY_COORDINATOR",
+        ctx.tls.enabled() ? "" : "; one serving TLS needs --tls-ca or GANGWAY_TLS_CA", ")");
   }
   *ctx.err << "error: " << s.error_message() << hint << "\n";
   switch (s.error_code()) {
