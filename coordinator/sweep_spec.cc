@@ -67,8 +67,8 @@ constexpr std::array<std::string_view, 4> kValueModes = {"last", "best", "min", 
 constexpr std::array<std::string_view, 4> kParameterTypes = {"double", "int", "categorical",
                                                              "discrete"};
 constexpr std::array<std::string_view, 2> kScales = {"linear", "log"};
-constexpr std::array<std::string_view, 6> kAlgorithms = {"grid",     "random", "sobol",
-                                                         "bayesian", "tpe",    "multivariate-tpe"};
+constexpr std::array<std::string_view, 7> kAlgorithms = {
+    "grid", "random", "sobol", "bayesian", "tpe", "multivariate-tpe", "cmaes"};
 constexpr std::array<std::string_view, 2> kRules = {"median", "asha"};
 constexpr std::array<std::string_view, 3> kCollectorKinds = {"stdout", "file", "push"};
 constexpr std::array<std::string_view, 4> kTransforms = {"auto", "standardize", "copula",
@@ -116,6 +116,7 @@ std::span<const SettingRule> SettingsOf(tuner::Algorithm algorithm) {
     case tuner::Algorithm::kSobol:
     case tuner::Algorithm::kTpe:
     case tuner::Algorithm::kMultivariateTpe:
+    case tuner::Algorithm::kCmaEs:
       break;
   }
   return {};
@@ -459,13 +460,13 @@ void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
 std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors* errors) {
   if (!spec.has_algorithm()) {
     errors->Add("algorithm",
-                "required: {name: grid, random, sobol, bayesian, tpe or multivariate-tpe}");
+                "required: {name: grid, random, sobol, bayesian, tpe, multivariate-tpe or cmaes}");
     return std::nullopt;
   }
   const v1::AlgorithmSpec& a = spec.algorithm();
   if (a.name().empty()) {
     errors->Add("algorithm.name",
-                "required: grid, random, sobol, bayesian, tpe or multivariate-tpe");
+                "required: grid, random, sobol, bayesian, tpe, multivariate-tpe or cmaes");
     return std::nullopt;
   }
   auto algorithm = tuner::ParseAlgorithm(a.name());

@@ -15,9 +15,10 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
   if (n == "bayesian" || n == "bayesianoptimization") return Algorithm::kBayesian;
   if (n == "tpe") return Algorithm::kTpe;
   if (n == "multivariate-tpe") return Algorithm::kMultivariateTpe;
+  if (n == "cmaes") return Algorithm::kCmaEs;
   return absl::InvalidArgumentError(
       absl::StrCat("algorithm: unknown \"", std::string(name),
-                   "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe)"));
+                   "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes)"));
 }
 
 std::string_view AlgorithmName(Algorithm algorithm) {
@@ -34,6 +35,8 @@ std::string_view AlgorithmName(Algorithm algorithm) {
       return "tpe";
     case Algorithm::kMultivariateTpe:
       return "multivariate-tpe";
+    case Algorithm::kCmaEs:
+      return "cmaes";
   }
   return "unknown";
 }
@@ -81,6 +84,14 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       sampler = MakeTpeSampler(space, tpe, options.seed);
       break;
     }
+    case Algorithm::kCmaEs:
+      if (options.cmaes.population < 0 || !(options.cmaes.sigma0 > 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("algorithm: cmaes needs population >= 0 and sigma0 > 0, got ",
+                         options.cmaes.population, " and ", options.cmaes.sigma0));
+      }
+      sampler = MakeCmaEsSampler(space, options.cmaes, options.seed);
+      break;
   }
   return Tuner(std::move(space), std::move(options), std::move(sampler));
 }

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "tuner/bayesian.h"
+#include "tuner/cmaes.h"
 #include "tuner/early_stopping.h"
 #include "tuner/search_space.h"
 #include "tuner/tpe.h"
@@ -39,10 +40,10 @@
 namespace gangway::tuner {
 
 enum class Direction { kMinimize, kMaximize };
-enum class Algorithm { kGrid, kRandom, kSobol, kBayesian, kTpe, kMultivariateTpe };
+enum class Algorithm { kGrid, kRandom, kSobol, kBayesian, kTpe, kMultivariateTpe, kCmaEs };
 
 // "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization"),
-// "tpe", "multivariate-tpe".
+// "tpe", "multivariate-tpe", "cmaes".
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 std::string_view AlgorithmName(Algorithm algorithm);
 
@@ -56,6 +57,7 @@ struct TunerOptions {
   BayesianOptions bayesian;
   // tpe and multivariate-tpe (the algorithm decides `multivariate`).
   TpeOptions tpe;
+  CmaEsOptions cmaes;
   EarlyStoppingOptions early_stopping;
 };
 

@@ -403,9 +403,9 @@ TEST(ParseSweepSpecTest, ParameterErrors) {
 TEST(ParseSweepSpecTest, AlgorithmErrors) {
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{name: bayes}")),
               HasSubstr("line 6: algorithm.name: must be one of grid, random, sobol, bayesian, "
-                        "tpe, multivariate-tpe, got \"bayes\""));
-  // Katib's TPE names are real samplers; they take no settings.
-  for (const char* name : {"tpe", "multivariate-tpe"}) {
+                        "tpe, multivariate-tpe, cmaes, got \"bayes\""));
+  // Katib's TPE and CMA-ES names are real samplers; they take no settings.
+  for (const char* name : {"tpe", "multivariate-tpe", "cmaes"}) {
     auto parsed = ParseSweepSpec(Minimal("{name: random}", std::string("{name: ") + name + "}"));
     ASSERT_TRUE(parsed.ok()) << name << ": " << parsed.status();
     EXPECT_EQ(parsed->spec.algorithm().name(), name);

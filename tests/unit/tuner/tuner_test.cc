@@ -151,7 +151,7 @@ TEST_P(SamplerTest, BatchBeforeAnyResultIsDistinctAndSpread) {
   // Random points (TPE's start-up trials too) can land close; quasi-random
   // ones are spread.
   const bool random = GetParam() == Algorithm::kRandom || GetParam() == Algorithm::kTpe ||
-                      GetParam() == Algorithm::kMultivariateTpe;
+                      GetParam() == Algorithm::kMultivariateTpe || GetParam() == Algorithm::kCmaEs;
   EXPECT_GT(MinPairwiseDistance(*props), random ? 1e-6 : 0.25);
 }
 
@@ -197,7 +197,7 @@ TEST_P(SamplerTest, ReplayedHistoryContinuesTheSequence) {
 INSTANTIATE_TEST_SUITE_P(All, SamplerTest,
                          ::testing::Values(Algorithm::kRandom, Algorithm::kSobol,
                                            Algorithm::kBayesian, Algorithm::kTpe,
-                                           Algorithm::kMultivariateTpe),
+                                           Algorithm::kMultivariateTpe, Algorithm::kCmaEs),
                          [](const auto& info) {
                            std::string name(AlgorithmName(info.param));
                            std::replace(name.begin(), name.end(), '-', '_');
