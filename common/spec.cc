@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/spec_loader.h"
+#include "re2/re2.h"
 
 namespace gangway::common {
 namespace {
@@ -126,7 +127,7 @@ constexpr IntRule kPriorityRule{"priority", -1000, 1000};
 constexpr IntRule kDeadlineRule{"activeDeadlineSeconds", 1, 315'360'000,
                                 " (seconds; leave the field out for no deadline)"};
 
-constexpr std::array<std::string_view, 14> kTopFields = {"kind",
+constexpr std::array<std::string_view, 15> kTopFields = {"kind",
                                                          "apiVersion",
                                                          "name",
                                                          "replicas",
@@ -139,7 +140,8 @@ constexpr std::array<std::string_view, 14> kTopFields = {"kind",
                                                          "restartPolicy",
                                                          "backoffLimit",
                                                          "activeDeadlineSeconds",
-                                                         "priority"};
+                                                         "priority",
+                                                         "user"};
 constexpr std::array<std::string_view, 3> kResourceFields = {"cpus", "memory", "gpus"};
 
 constexpr std::array<std::pair<std::string_view, v1::RestartPolicy>, 3> kRestartPolicies = {{
@@ -418,6 +420,12 @@ void CheckJobSpec(const v1::JobSpec& spec, std::string_view prefix, Errors* erro
     }
   }
   CheckText(at("workingDir"), spec.working_dir(), errors);
+  // A POSIX user name (useradd's default rule); the node's agent decides
+  // whether it may run it.
+  static const RE2 kUserName("[a-z_][a-z0-9_-]{0,31}");
+  if (!spec.user().empty() && !RE2::FullMatch(spec.user(), kUserName)) {
+    errors->Add(at("user"), "not a user name: must match [a-z_][a-z0-9_-]*, at most 32 characters");
+  }
 
   bool known_policy = std::any_of(kRestartPolicies.begin(), kRestartPolicies.end(),
                                   [&](const auto& p) { return p.second == spec.restart_policy(); });
@@ -771,6 +779,8 @@ class JobLoader : public FieldLoader {
             LoadEnv(path, line, value);
           } else if (field == "workingDir") {
             if (auto s = String(path, line, value)) spec_->set_working_dir(*s);
+          } else if (field == "user") {
+            if (auto s = String(path, line, value)) spec_->set_user(*s);
           } else if (field == "restartPolicy") {
             if (auto i = OneOf(path, line, value, kRestartPolicyNames)) {
               spec_->set_restart_policy(kRestartPolicies[*i].second);

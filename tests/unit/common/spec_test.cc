@@ -142,6 +142,14 @@ TEST(ParseJobSpecTest, TrailingDocumentMarkerIsFine) {
   EXPECT_TRUE(ParseJobSpec("name: a\ncommand: [x]\n---\n").ok());
 }
 
+TEST(ParseJobSpecTest, UserNamesTheWorkloadUserAndMustBeAUserName) {
+  absl::StatusOr<ParsedJobSpec> p = ParseJobSpec("name: a\ncommand: [x]\nuser: alice\n");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->spec.user(), "alice");
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [x]\nuser: 'Alice; rm'\n"),
+              HasSubstr("line 3: user: not a user name"));
+}
+
 TEST(ParseJobSpecTest, UnknownFieldSuggestsName) {
   std::string e = ErrorOf("name: a\ncommand: [x]\nresources:\n  gpu: 1\n");
   EXPECT_THAT(e, HasSubstr("line 4: resources.gpu: unknown field (did you mean \"gpus\"?)"));
