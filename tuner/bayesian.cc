@@ -54,6 +54,10 @@ double Median(Eigen::VectorXd v) {
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+struct Interval {
+  double lo = 0, hi = 1;
+};
+
 class BayesianSampler final : public Sampler {
  public:
   BayesianSampler(const SearchSpace& space, const BayesianOptions& options, uint64_t seed)
@@ -68,9 +72,15 @@ class BayesianSampler final : public Sampler {
 
  private:
   UnitPoint InitialPoint(const SearchSpace& space, uint64_t index) const;
+  // box: per parameter [lo, hi] the acquisition is maximized in (a trust
+  // region), or empty for the whole cube.
   UnitPoint Maximize(const SearchSpace& space, const GaussianProcess& gp, double best,
                      const SamplerInput& input, const Eigen::VectorXd& y,
-                     const std::vector<UnitPoint>& taken, std::mt19937_64& rng) const;
+                     const std::vector<UnitPoint>& taken, const std::vector<Interval>& box,
+                     std::mt19937_64& rng) const;
+  std::vector<Interval> TrustRegion(const SearchSpace& space, const SamplerInput& input,
+                                    const GaussianProcess& gp, const Eigen::VectorXd& y,
+                                    int init) const;
 
   BayesianOptions options_;
   uint64_t seed_;
@@ -162,6 +172,14 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
     std::sort(subset.begin(), subset.end());
   }
   const Eigen::MatrixXd xs = x(subset, Eigen::all);
+  // Between full fits (restarts from the prior), refine the previous fit
+  // only: with one more result the posterior's mode moves little, and the
+  // restarts were most of an ask's cost below refit_every_below.
+  const bool full_fit = options_.full_fit_every <= 1 || nc < 2 * options_.full_fit_every ||
+                        nc % options_.full_fit_every == 0 || last_warp_ < 0;
+  GpFitOptions warm_only = options_.gp;
+  warm_only.random_restarts = 0;
+  warm_only.start_at_prior_mode = false;
   GpFitOptions refine_only = options_.gp;
   refine_only.random_restarts = 0;
   refine_only.start_at_prior_mode = false;
@@ -193,8 +211,11 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
     if (only_warp >= 0 && k != only_warp) continue;
     Eigen::VectorXd yk = warp(k, &log_derivative);
     const Eigen::VectorXd ys = yk(subset);
-    GaussianProcess g = GaussianProcess::Fit(xs, ys, large ? refine_only : options_.gp, rng,
-                                             last_fit_[k] ? &*last_fit_[k] : nullptr);
+    GaussianProcess g = GaussianProcess::Fit(xs, ys,
+                                             large      ? refine_only
+                                             : full_fit ? options_.gp
+                                                        : warm_only,
+                                             rng, last_fit_[k] ? &*last_fit_[k] : nullptr);
     last_fit_[k] = g.hyperparameters();
     // Likelihood of the losses themselves: the warped model's plus the
     // warp's log Jacobian, so differently warped models compare fairly.
@@ -216,6 +237,12 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
 }
 
 UnitPoint BayesianSampler::InitialPoint(const SearchSpace& space, uint64_t index) const {
+  if (options_.centre_first) {
+    // The centre of the box first: the point a user would try by hand, and
+    // CMA-ES's start; on log parameters it is the geometric mean.
+    if (index == 0) return UnitPoint(space.size(), 0.5);
+    --index;
+  }
   if (space.size() <= SobolSequence::kMaxDims) return sobol_.Point(index);
   std::mt19937_64 rng = StreamRng(seed_, 1, index);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -235,6 +262,7 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
 
   std::mt19937_64 rng = StreamRng(seed_, 3, input.trial_count);
   std::optional<GaussianProcess> gp;
+  std::optional<std::vector<Interval>> region;
   Eigen::VectorXd y;
   double best = 0;
   std::vector<Assignment> out;
@@ -250,7 +278,8 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
       gp = Model(space, input, rng, &y);
       best = y.minCoeff();
     }
-    const UnitPoint u = Maximize(space, *gp, best, input, y, taken, rng);
+    if (!region.has_value()) region = TrustRegion(space, input, *gp, y, init);
+    const UnitPoint u = Maximize(space, *gp, best, input, y, taken, *region, rng);
     const UnitPoint snapped = Snap(space, u);
     taken.push_back(snapped);
     const Eigen::VectorXd f = Features(space, snapped, false);
@@ -262,10 +291,68 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
   return out;
 }
 
+std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
+                                                   const SamplerInput& input,
+                                                   const GaussianProcess& gp,
+                                                   const Eigen::VectorXd& y, int init) const {
+  const int p = space.size();
+  if (!options_.trust_region || p < options_.trust_region_min_dims) return {};
+  // The side length replays TuRBO's rule over the history in order (pure,
+  // so a restarted tuner gets the same region): doubled after 3 successes
+  // in a row (a new best by 1e-3 relative), halved after max(4, d)
+  // failures in a row, back to the initial side once below 1/128.
+  const int nc = static_cast<int>(input.completed.size());
+  const double initial = options_.trust_region_length;
+  double length = initial;
+  int successes = 0, failures = 0;
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < nc; ++i) {
+    const double loss = input.completed[i].loss;
+    if (i >= init) {
+      const bool success = loss < best - 1e-3 * std::abs(best);
+      successes = success ? successes + 1 : 0;
+      failures = success ? 0 : failures + 1;
+      if (successes == 3) {
+        length = std::min(2 * length, 1.6);
+        successes = 0;
+      }
+      if (failures == std::max(4, p)) {
+        length /= 2;
+        failures = 0;
+      }
+      if (length < 1.0 / 128) length = initial;
+    }
+    best = std::min(best, loss);
+  }
+  // Centred on the best result; per parameter proportional to the GP's
+  // lengthscale relative to their geometric mean (volume length^d).
+  Eigen::Index arg = 0;
+  y.minCoeff(&arg);
+  const UnitPoint& centre = input.completed[arg].u;
+  const Eigen::VectorXd& log_ls = gp.hyperparameters().log_lengthscale;
+  double mean_log = 0;
+  int numeric = 0;
+  for (int k = 0; k < p; ++k) {
+    if (space.IsCategorical(k)) continue;
+    mean_log += log_ls[space.FeatureOffset(k)];
+    ++numeric;
+  }
+  if (numeric == 0) return {};
+  mean_log /= numeric;
+  std::vector<Interval> box(p);
+  for (int k = 0; k < p; ++k) {
+    if (space.IsCategorical(k)) continue;
+    const double half =
+        0.5 * length * std::clamp(std::exp(log_ls[space.FeatureOffset(k)] - mean_log), 0.1, 10.0);
+    box[k] = {std::max(0.0, centre[k] - half), std::min(1.0, centre[k] + half)};
+  }
+  return box;
+}
+
 UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProcess& gp,
                                     double best, const SamplerInput& input,
                                     const Eigen::VectorXd& y, const std::vector<UnitPoint>& taken,
-                                    std::mt19937_64& rng) const {
+                                    const std::vector<Interval>& box, std::mt19937_64& rng) const {
   const int p = space.size();
   const int n = gp.size();
   int m = options_.candidates;
@@ -304,13 +391,32 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
         if (space.IsCategorical(k)) {
           if (uniform(rng) < 1.0 / p) u[k] = uniform(rng);
         } else {
-          u[k] = std::clamp(u[k] + sigma * normal(rng), 0.0, 1.0);
+          double v = u[k] + sigma * normal(rng);
+          if (options_.reflect_local) {
+            // Reflect at the bounds: clamping would put a large share of
+            // the local candidates (and so of the proposals) exactly on a
+            // bound whenever the best point is near one.
+            v = std::abs(v);
+            v = 1 - std::abs(1 - std::fmod(v, 2.0));
+          }
+          u[k] = std::clamp(v, 0.0, 1.0);
         }
       }
       cands.push_back(std::move(u));
     }
   }
 
+  if (!box.empty()) {
+    // Into the trust region: the global candidates scaled onto it, the
+    // local ones clamped into it.
+    for (int i = 0; i < static_cast<int>(cands.size()); ++i) {
+      for (int k = 0; k < p; ++k) {
+        if (space.IsCategorical(k)) continue;
+        cands[i][k] = i < m ? box[k].lo + (box[k].hi - box[k].lo) * cands[i][k]
+                            : std::clamp(cands[i][k], box[k].lo, box[k].hi);
+      }
+    }
+  }
   const int total = static_cast<int>(cands.size());
   // Row-major so each candidate's features are contiguous for Features().
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> feats(total,
@@ -366,7 +472,12 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
     Eigen::VectorXd x0 = Eigen::Map<const Eigen::VectorXd>(u0.data(), p);
     Eigen::VectorXd lo = Eigen::VectorXd::Zero(p), hi = Eigen::VectorXd::Ones(p);
     for (int k = 0; k < p; ++k) {
-      if (space.IsCategorical(k)) lo[k] = hi[k] = x0[k];
+      if (space.IsCategorical(k)) {
+        lo[k] = hi[k] = x0[k];
+      } else if (!box.empty()) {
+        lo[k] = box[k].lo;
+        hi[k] = box[k].hi;
+      }
     }
     const MinimizeResult r = MinimizeBounded(objective, x0, lo, hi, mo);
     results.push_back({-r.value, UnitPoint(r.x.data(), r.x.data() + p)});

@@ -2,7 +2,7 @@
 """digits_svc evaluator for tuner_compare: one trial per stdin line.
 
 Input line: "C gamma n_components tol"; output line: the 3-fold stratified
-CV error, defined exactly as digits_svc in /work/shared/bench/optuna_baseline.py
+CV error, defined exactly as digits_svc in ../shared/bench/optuna_baseline.py
 (PCA(n_components, svd_solver='full') -> SVC(rbf, C, gamma, tol) on sklearn's
 digits scaled to [0, 1], StratifiedKFold(3, shuffle=True, random_state=0)).
 Needs Debian's python3-sklearn.

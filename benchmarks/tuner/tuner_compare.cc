@@ -1,12 +1,16 @@
 // Runs gangway's samplers on the functions of the Optuna baseline
-// (/work/shared/bench) with the same seeds and budgets, sequential
-// ask/tell, and writes the traces as JSON for compare.py.
+// (../shared/bench from the repository root) with the same seeds and
+// budgets, sequential ask/tell, and writes the traces as JSON for
+// compare.py: values, ms per ask/tell, and each trial's point in the unit
+// cube (for the share of coordinates on a bound of the box). Held-out
+// functions (functions.h) run the same way.
 //
-//   tuner_compare --samplers random,sobol,bayesian --seeds 20 --trials 50
+//   tuner_compare --samplers random,sobol,bayesian --seeds 20 --trials 100
 //       --out gangway_results.json [--digits-script digits_eval.py]
 //
-// digits_svc is evaluated by digits_eval.py in a child process over pipes
-// (one line per trial), so the C++ side needs no Python embedding.
+// digits_svc (public) and diabetes_svr (held out) are evaluated by
+// digits_eval.py / diabetes_eval.py in a child process over pipes (one line
+// per trial), so the C++ side needs no Python embedding.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,15 +38,21 @@ struct Args {
   std::vector<std::string> samplers = {"random", "sobol", "bayesian"};
   int seeds = 20;
   int seed0 = 0;
-  int trials = 50;
+  int trials = 100;
   std::string out = "gangway_results.json";
   std::string python = "/usr/bin/python3";
   std::string digits_script;
+  std::string diabetes_script;
   std::string label;  // Name recorded for the bayesian sampler.
   int initial_points = 0;
   std::string transform = "";
   double ls_prior_mean = std::nan("");
   int restarts = -1;
+  int full_fit_every = -1;
+  int centre_first = -1;
+  int reflect_local = -1;
+  int trust_region = -1;
+  double trust_region_length = 0;
   bool quiet = false;
 };
 
@@ -93,11 +103,17 @@ struct Run {
   std::string function, sampler;
   int seed = 0;
   std::vector<double> values, suggest_ms, tell_ms;
+  std::vector<UnitPoint> unit;
+  int model_from = 0;  // First trial the model proposed (bayesian).
 };
 
 absl::StatusOr<SearchSpace> SpaceFor(const std::string& name, const TestFunction* f) {
   std::vector<ParameterSpec> ps;
-  if (name == "digits_svc") {
+  if (name == "diabetes_svr") {
+    ps.push_back(ParameterSpec::Double("C", 1e-2, 1e4, Scale::kLog));
+    ps.push_back(ParameterSpec::Double("gamma", 1e-4, 1e1, Scale::kLog));
+    ps.push_back(ParameterSpec::Double("epsilon", 1e-2, 1e2, Scale::kLog));
+  } else if (name == "digits_svc") {
     ps.push_back(ParameterSpec::Double("C", 1e-2, 1e3, Scale::kLog));
     ps.push_back(ParameterSpec::Double("gamma", 1e-4, 1e1, Scale::kLog));
     ps.push_back(ParameterSpec::Int("n_components", 2, 64));
@@ -122,24 +138,27 @@ std::vector<double> Numbers(const Assignment& a) {
 }
 
 int Main(const Args& args) {
-  const auto synthetic = SyntheticFunctions();
+  auto synthetic = SyntheticFunctions();
+  for (auto& f : HeldOutFunctions()) synthetic.push_back(std::move(f));
   std::vector<Run> runs;
-  std::unique_ptr<PipeEvaluator> digits;
   using Clock = std::chrono::steady_clock;
   for (const std::string& fname : args.functions) {
     const TestFunction* f = nullptr;
     for (const auto& t : synthetic) {
       if (t.name == fname) f = &t;
     }
-    if (f == nullptr && fname != "digits_svc") {
+    // Real objectives run in a Python child, one per function.
+    const bool piped = fname == "digits_svc" || fname == "diabetes_svr";
+    if (f == nullptr && !piped) {
       std::cerr << "unknown function " << fname << "\n";
       return 2;
     }
-    if (fname == "digits_svc" && digits == nullptr) {
-      digits = std::make_unique<PipeEvaluator>();
-      if (args.digits_script.empty() || !digits->Start(args.python, args.digits_script)) {
-        std::cerr << "digits_svc: cannot start " << args.python << " " << args.digits_script
-                  << "\n";
+    std::unique_ptr<PipeEvaluator> child;
+    if (piped) {
+      const std::string& script = fname == "digits_svc" ? args.digits_script : args.diabetes_script;
+      child = std::make_unique<PipeEvaluator>();
+      if (script.empty() || !child->Start(args.python, script)) {
+        std::cerr << fname << ": cannot start " << args.python << " " << script << "\n";
         return 2;
       }
     }
@@ -164,6 +183,16 @@ int Main(const Args& args) {
           opts.bayesian.gp.log_lengthscale_prior_mean = args.ls_prior_mean;
         }
         if (args.restarts >= 0) opts.bayesian.gp.random_restarts = args.restarts;
+        if (args.full_fit_every >= 0) opts.bayesian.full_fit_every = args.full_fit_every;
+        if (args.centre_first >= 0) opts.bayesian.centre_first = args.centre_first != 0;
+        if (args.reflect_local >= 0) opts.bayesian.reflect_local = args.reflect_local != 0;
+        if (args.trust_region >= 0) {
+          opts.bayesian.trust_region = args.trust_region > 0;
+          if (args.trust_region > 0) opts.bayesian.trust_region_min_dims = args.trust_region;
+        }
+        if (args.trust_region_length > 0) {
+          opts.bayesian.trust_region_length = args.trust_region_length;
+        }
         absl::StatusOr<Tuner> tuner = Tuner::Create(*std::move(space), opts);
         if (!tuner.ok()) {
           std::cerr << tuner.status() << "\n";
@@ -173,6 +202,11 @@ int Main(const Args& args) {
         run.function = fname;
         run.sampler = sname == "bayesian" && !args.label.empty() ? args.label : sname;
         run.seed = seed;
+        if (opts.algorithm == Algorithm::kBayesian) {
+          run.model_from = opts.bayesian.initial_points > 0
+                               ? opts.bayesian.initial_points
+                               : DefaultInitialPoints(tuner->space().size());
+        }
         for (int t = 0; t < args.trials; ++t) {
           const auto t0 = Clock::now();
           auto p = tuner->Ask(1);
@@ -185,8 +219,8 @@ int Main(const Args& args) {
           double y = 0;
           if (f != nullptr) {
             y = f->f(x);
-          } else if (!digits->Eval(x, &y)) {
-            std::cerr << "digits evaluator died\n";
+          } else if (!child->Eval(x, &y)) {
+            std::cerr << fname << " evaluator died\n";
             return 1;
           }
           const auto t2 = Clock::now();
@@ -196,6 +230,7 @@ int Main(const Args& args) {
           }
           const auto t3 = Clock::now();
           run.values.push_back(y);
+          run.unit.push_back(tuner->space().Encode((*p)[0].assignment));
           run.suggest_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
           run.tell_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
         }
@@ -226,7 +261,12 @@ int Main(const Args& args) {
     list(run.suggest_ms);
     out << ", \"tell_ms\": ";
     list(run.tell_ms);
-    out << "}" << (r + 1 < runs.size() ? ",\n" : "\n");
+    out << ", \"model_from\": " << run.model_from << ", \"unit\": [";
+    for (size_t i = 0; i < run.unit.size(); ++i) {
+      out << (i ? ", " : "");
+      list(run.unit[i]);
+    }
+    out << "]}" << (r + 1 < runs.size() ? ",\n" : "\n");
   }
   out << "]}\n";
   return 0;
@@ -262,6 +302,8 @@ int main(int argc, char** argv) {
       args.python = next();
     } else if (a == "--digits-script") {
       args.digits_script = next();
+    } else if (a == "--diabetes-script") {
+      args.diabetes_script = next();
     } else if (a == "--label") {
       args.label = next();
     } else if (a == "--initial-points") {
@@ -272,13 +314,25 @@ int main(int argc, char** argv) {
       args.ls_prior_mean = std::stod(next());
     } else if (a == "--restarts") {
       args.restarts = std::stoi(next());
+    } else if (a == "--full-fit-every") {
+      args.full_fit_every = std::stoi(next());
+    } else if (a == "--centre-first") {
+      args.centre_first = std::stoi(next());
+    } else if (a == "--reflect-local") {
+      args.reflect_local = std::stoi(next());
+    } else if (a == "--trust-region-length") {
+      args.trust_region_length = std::stod(next());
+    } else if (a == "--trust-region") {
+      args.trust_region = std::stoi(next());
     } else if (a == "--quiet") {
       args.quiet = true;
     } else {
       std::cerr << "unknown flag " << a
                 << "\nflags: --functions --samplers --seeds --seed0 --trials --out --python "
-                   "--digits-script --label --initial-points --transform --ls-prior-mean "
-                   "--restarts --quiet\n";
+                   "--digits-script --diabetes-script --label --initial-points --transform "
+                   "--ls-prior-mean "
+                   "--restarts --full-fit-every --centre-first 0|1 --reflect-local 0|1 "
+                   "--trust-region MIN_DIMS|0 --trust-region-length L --quiet\n";
       return 2;
     }
   }
