@@ -302,7 +302,9 @@ std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
   // in a row (a new best by 1e-3 relative), halved after max(4, d)
   // failures in a row, back to the initial side once below 1/128.
   const int nc = static_cast<int>(input.completed.size());
-  const double initial = options_.trust_region_length;
+  const double initial = options_.trust_region_length > 0 ? options_.trust_region_length
+                         : p < 4                          ? 0.8
+                                                          : 0.4;
   double length = initial;
   int successes = 0, failures = 0;
   double best = std::numeric_limits<double>::infinity();

@@ -152,7 +152,8 @@ TEST_P(SamplerTest, BatchBeforeAnyResultIsDistinctAndSpread) {
   // ones are spread.
   const bool random = GetParam() == Algorithm::kRandom || GetParam() == Algorithm::kTpe ||
                       GetParam() == Algorithm::kMultivariateTpe || GetParam() == Algorithm::kCmaEs;
-  EXPECT_GT(MinPairwiseDistance(*props), random ? 1e-6 : 0.25);
+  // (The bayesian batch is the centre of the box plus Sobol points.)
+  EXPECT_GT(MinPairwiseDistance(*props), random ? 1e-6 : 0.2);
 }
 
 TEST_P(SamplerTest, SameSeedSameProposalsOtherSeedOthers) {
@@ -254,6 +255,75 @@ TEST(BayesianTest, LongSweepWithScheduledRefitsStillConverges) {
     ASSERT_TRUE(t.Tell((*p)[0].trial_id, y).ok());
   }
   EXPECT_LT(best, 1e-4);
+}
+
+TEST(BayesianTest, CentreFirstStartsAtTheCentreOfTheBox) {
+  TunerOptions o;
+  o.bayesian.centre_first = true;
+  Tuner t =
+      Make({ParameterSpec::Double("x", -5, 10), ParameterSpec::Double("lr", 1e-4, 1, Scale::kLog)},
+           Algorithm::kBayesian, 3, o);
+  auto p = t.Ask(2);
+  ASSERT_TRUE(p.ok());
+  EXPECT_DOUBLE_EQ(std::get<double>((*p)[0].assignment[0]), 2.5);
+  EXPECT_NEAR(std::get<double>((*p)[0].assignment[1]), 1e-2, 1e-12);  // Geometric mean.
+  EXPECT_NE(std::get<double>((*p)[1].assignment[0]), 2.5);
+}
+
+// Coordinates of proposals 8..19 exactly on a bound, with the best result
+// in a corner, no gradient refinement (the candidate sweep alone decides).
+int ProposalsOnABound(bool reflect) {
+  TunerOptions o;
+  o.bayesian.refine_starts = 0;
+  o.bayesian.reflect_local = reflect;
+  Tuner t = Make(UnitBox(2), Algorithm::kBayesian, 4, o);
+  int on_bound = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto p = t.Ask(1);
+    const auto x = Doubles((*p)[0].assignment);
+    if (i >= 8) on_bound += (x[0] == 0 || x[0] == 1) + (x[1] == 0 || x[1] == 1);
+    EXPECT_TRUE(t.Tell((*p)[0].trial_id, x[0] * x[0] + x[1] * x[1]).ok());
+  }
+  return on_bound;
+}
+
+TEST(BayesianTest, LocalCandidatesReflectOffTheBounds) {
+  // Clamped Gaussian steps around a best point in the corner land exactly
+  // on the bounds; reflected ones do not.
+  EXPECT_GT(ProposalsOnABound(false), 0);
+  EXPECT_EQ(ProposalsOnABound(true), 0);
+}
+
+// Mean L-infinity distance of the model's proposals (after the initial
+// design) from the best result before each.
+double MeanStepFromBest(bool trust_region) {
+  TunerOptions o;
+  o.bayesian.trust_region = trust_region;
+  o.bayesian.trust_region_min_dims = 2;
+  o.bayesian.trust_region_length = 0.02;
+  Tuner t = Make(UnitBox(3), Algorithm::kBayesian, 6, o);
+  double sum = 0;
+  int count = 0;
+  for (int i = 0; i < 18; ++i) {
+    const std::optional<BestTrial> best = t.best();
+    auto p = t.Ask(1);
+    const auto x = Doubles((*p)[0].assignment);
+    if (i >= DefaultInitialPoints(3)) {
+      const auto b = Doubles(best->assignment);
+      double d = 0;
+      for (int k = 0; k < 3; ++k) d = std::max(d, std::abs(x[k] - b[k]));
+      sum += d;
+      ++count;
+    }
+    EXPECT_TRUE(t.Tell((*p)[0].trial_id, Quadratic(x)).ok());
+  }
+  return sum / count;
+}
+
+TEST(BayesianTest, TrustRegionKeepsProposalsNearTheBest) {
+  const double with = MeanStepFromBest(true), without = MeanStepFromBest(false);
+  EXPECT_LT(with, 0.08);
+  EXPECT_GT(without, 2 * with);
 }
 
 TEST(BayesianTest, MaximizesWithCategoricalsAndInts) {
