@@ -951,6 +951,16 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
       return;
     case v1::AgentMessage::kMetrics: {
       const v1::RankMetrics& m = msg.metrics();
+      // A node reports only its own ranks' metrics: one node cannot make
+      // another node's trial the sweep's best.
+      v1::Job* job = FindJob(m.job_id());
+      const v1::RankStatus* rank =
+          job && job->attempt() == m.attempt() ? FindRank(*job, m.rank()) : nullptr;
+      if (rank == nullptr || rank->node() != node.node.name()) {
+        GW_LOG_WARN("node={} reported metrics of job={} rank={} it does not run; ignored",
+                    node.node.name(), m.job_id(), m.rank());
+        return;
+      }
       // The agent has no answer channel for a stop: the rule's verdict acts
       // through StopTrialJob.
       (void)OnMetrics(m.job_id(), m.attempt(), m.rank(), {m.points().begin(), m.points().end()});

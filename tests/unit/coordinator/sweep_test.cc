@@ -1223,6 +1223,35 @@ TEST_F(SweepTest, MetricsOfOtherRanksAreStoredButDoNotMakeTheObjective) {
   EXPECT_EQ(points->size(), 2u);
 }
 
+TEST_F(SweepTest, MetricsFromANodeThatDoesNotRunTheRankAreIgnored) {
+  Register("a", 1, Inventory(4000));
+  Register("b", 2, Inventory(4000));
+  SweepYaml y;
+  y.max_trials = 1;
+  y.trial_template =
+      "  replicas: 2\n  resources: {cpus: 4, memory: 1Gi}\n  command: [train, '${trial.x}']\n";
+  const std::string id = MustSubmit(y);
+  const std::string job = Sweep(id).trials(0).job_id();
+  const v1::Job j = Get(job);
+  ASSERT_EQ(j.ranks_size(), 2);
+  ASSERT_NE(j.ranks(0).node(), j.ranks(1).node());
+  // Rank 1's node claims rank 0's objective, and a job it has nothing of.
+  for (const std::string& target : {job, std::string("no-such-job-9")}) {
+    v1::AgentMessage msg;
+    v1::RankMetrics* m = msg.mutable_metrics();
+    m->set_job_id(target);
+    m->set_attempt(j.attempt());
+    m->set_rank(0);
+    *m->add_points() = Pt("loss", -1000);
+    core_->OnAgentMessage(SessionOf(j.ranks(1).node()), msg);
+  }
+  RunTrial(job, Loss(2.5));
+  EXPECT_EQ(Sweep(id).trials(0).objective(), 2.5);
+  absl::StatusOr<std::vector<v1::MetricPoint>> points = core_->GetMetrics(job, "loss");
+  ASSERT_TRUE(points.ok());
+  EXPECT_EQ(points->size(), 1u);
+}
+
 TEST_F(SweepTest, BadSweepSpecIsRefusedNamingFieldAndLine) {
   TwoNodes();
   SweepYaml y;
