@@ -385,8 +385,11 @@ struct ClusterOptions {
   std::string agent_memory = "4Gi";
   int agent_gpus = 0;
   std::vector<std::string> agent_flags;  // appended to every agent's command line
+  // A 2 s node timeout: short enough for the fault tests, long enough that
+  // a busy 2-core machine running `ctest -j2` does not miss ten heartbeats
+  // in a row.
   std::vector<std::string> coordinator_flags = {
-      "--node-timeout", "1", "--heartbeat-interval", "0.2", "--stop-grace", "1"};
+      "--node-timeout", "2", "--heartbeat-interval", "0.2", "--stop-grace", "1"};
   // TLS and tokens everywhere: `gangway certs init` makes the CA, the
   // coordinator's and every node's certificate; `gangway token create`
   // makes an admin, a submitter and a viewer token. The harness's own
