@@ -4,7 +4,12 @@
 // /proc/PID/stat over a window) and its RSS.
 //
 //   agent_load --coordinator-bin build/coordinator/gangway-coordinator
-//              [--agents 1000] [--seconds 20]
+//              [--agents 1000] [--seconds 20] [--tls | --channel-per-agent]
+//
+// By default the streams share one connection. --channel-per-agent gives
+// each its own connection, as a real fleet has; --tls does that over TLS
+// with a node certificate each (made by InitCertificates, as `gangway certs
+// init` does), so the two together measure what TLS costs.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +28,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "agent/inventory.h"
+#include "common/certs.h"
+#include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 using namespace gangway;
@@ -121,7 +128,11 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator-bin", bin)->required();
   app.add_option("--agents", n);
   app.add_option("--seconds", seconds);
+  bool tls = false, channel_per_agent = false;
+  app.add_flag("--tls", tls, "TLS with a node certificate per agent (implies a channel each)");
+  app.add_flag("--channel-per-agent", channel_per_agent, "a connection per agent, plaintext");
   CLI11_PARSE(app, argc, argv);
+  channel_per_agent |= tls;
 
   std::string state = "/tmp/gangway-agent-load";
   std::filesystem::remove_all(state);
@@ -133,6 +144,19 @@ int main(int argc, char** argv) {
   posix_spawn_file_actions_addclose(&fa, pipefd[0]);
   std::vector<std::string> args{bin,   "--listen",    "127.0.0.1:0", "--state",
                                 state, "--log-level", "warn"};
+  const std::string certs = state + "-certs";
+  if (tls) {
+    std::filesystem::remove_all(certs);
+    common::CertsInitOptions co;
+    co.dir = certs;
+    for (int i = 0; i < n; ++i) co.nodes.push_back(absl::StrCat("sim-", i));
+    if (auto made = common::InitCertificates(co); !made.ok()) {
+      std::cerr << made.status() << "\n";
+      return 1;
+    }
+    args.insert(args.end(), {"--tls-cert", certs + "/coordinator.crt", "--tls-key",
+                             certs + "/coordinator.key", "--tls-ca", certs + "/ca.crt"});
+  }
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
@@ -148,13 +172,29 @@ int main(int argc, char** argv) {
   const std::string address = line.substr(line.find(' ') + 1);
   std::cout << "coordinator pid " << pid << " at " << address << "\n";
 
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  auto stub = v1::AgentSession::NewStub(channel);
+  auto shared =
+      v1::AgentSession::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::vector<std::unique_ptr<v1::AgentSession::Stub>> own;
   std::atomic<int> registered{0};
   std::vector<std::unique_ptr<FakeAgent>> agents;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
-    agents.push_back(std::make_unique<FakeAgent>(stub.get(), absl::StrCat("sim-", i), &registered));
+    const std::string name = absl::StrCat("sim-", i);
+    v1::AgentSession::Stub* stub = shared.get();
+    if (channel_per_agent) {
+      common::ClientTls client;
+      if (tls) {
+        client = {.ca_file = certs + "/ca.crt",
+                  .cert_file = absl::StrCat(certs, "/", name, ".crt"),
+                  .key_file = absl::StrCat(certs, "/", name, ".key")};
+      }
+      grpc::ChannelArguments channel_args;
+      channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
+      own.push_back(v1::AgentSession::NewStub(
+          common::MakeChannel(address, client, "", channel_args).value()));
+      stub = own.back().get();
+    }
+    agents.push_back(std::make_unique<FakeAgent>(stub, name, &registered));
   }
   while (registered < n && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -183,7 +223,9 @@ int main(int argc, char** argv) {
                                     (end - std::chrono::duration<double>(seconds)))
           .count();
   const double cpu = double(CpuTicks(pid) - cpu0) / ticks_per_s;
-  std::cout << "heartbeats " << beats << " over " << elapsed << " s\n"
+  std::cout << (tls ? "tls" : "plaintext")
+            << (channel_per_agent ? ", a connection per agent" : ", one connection") << "\n"
+            << "heartbeats " << beats << " over " << elapsed << " s\n"
             << "coordinator CPU " << 100.0 * cpu / elapsed << "% of one core\n"
             << "coordinator " << Status(pid, "VmRSS") << "\n"
             << "coordinator " << Status(pid, "Threads") << "\n";

@@ -5,7 +5,11 @@
 // coordinator's create time to the time it learned the rank's process was
 // spawned), all from the coordinator's own timestamps.
 //
-//   e2e_load [--agents 4] [--jobs 2000] [--clients 4] [--rate R] [--state DIR]
+//   e2e_load [--agents 4] [--jobs 2000] [--clients 4] [--rate R] [--state DIR] [--tls]
+//
+// --tls runs everything as a secured cluster does: certificates from
+// InitCertificates (what `gangway certs init` makes), agents with node
+// certificates, clients over TLS with an admin token from a token file.
 //
 // Without --rate every job is submitted at once, which measures throughput
 // (and start latency then includes the queue); with --rate the latency is
@@ -22,7 +26,9 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/inventory.h"
+#include "common/certs.h"
 #include "common/log.h"
+#include "common/tokens.h"
 #include "coordinator/job_state.h"
 #include "coordinator/server.h"
 #include "gangway/v1/gangway.grpc.pb.h"
@@ -33,12 +39,14 @@ int main(int argc, char** argv) {
   CLI::App app{"end-to-end job throughput and start latency"};
   int agents_n = 4, jobs_n = 2000, clients = 4;
   double rate = 0;  // submissions per second in all; 0 = as fast as the clients go
+  bool tls = false;
   std::string state = "/tmp/gangway-e2e-load";
   app.add_option("--agents", agents_n);
   app.add_option("--jobs", jobs_n);
   app.add_option("--clients", clients);
   app.add_option("--state", state);
   app.add_option("--rate", rate, "paced submissions per second (open loop); 0 = burst");
+  app.add_flag("--tls", tls, "TLS, node certificates and a token, as a secured cluster");
   CLI11_PARSE(app, argc, argv);
   common::SetupLogging("warn");
   std::filesystem::remove_all(state);
@@ -46,6 +54,26 @@ int main(int argc, char** argv) {
   coordinator::ServerOptions so;
   so.listen = "127.0.0.1:0";
   so.state_dir = state;
+  const std::string certs = state + "/certs";
+  std::string token;
+  if (tls) {
+    common::CertsInitOptions co;
+    co.dir = certs;
+    for (int i = 0; i < agents_n; ++i) co.nodes.push_back(absl::StrCat("load-", i));
+    absl::StatusOr<common::CertsInitResult> made = common::InitCertificates(co);
+    absl::StatusOr<std::string> admin =
+        made.ok() ? common::CreateToken(state + "/tokens", "bench", common::Role::kAdmin)
+                  : absl::StatusOr<std::string>(made.status());
+    if (!admin.ok()) {
+      std::cerr << admin.status() << "\n";
+      return 1;
+    }
+    token = *admin;
+    so.tls = {.ca_file = certs + "/ca.crt",
+              .cert_file = certs + "/coordinator.crt",
+              .key_file = certs + "/coordinator.key"};
+    so.token_file = state + "/tokens";
+  }
   auto server = coordinator::CoordinatorServer::Start(so);
   if (!server.ok()) {
     std::cerr << server.status() << "\n";
@@ -59,10 +87,17 @@ int main(int argc, char** argv) {
     a.address = "127.0.0.1";
     a.state_dir = absl::StrCat(state, "/agents/", a.name);
     a.inventory = agent::SimulatedInventory(64000, int64_t{64} << 30, 0, "", 0);
+    if (tls) {
+      a.tls = {.ca_file = certs + "/ca.crt",
+               .cert_file = absl::StrCat(certs, "/", a.name, ".crt"),
+               .key_file = absl::StrCat(certs, "/", a.name, ".key")};
+    }
     agents.push_back(std::make_unique<agent::Agent>(a));
     agents.back()->Start();
   }
-  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  common::ClientTls client_tls;
+  if (tls) client_tls.ca_file = certs + "/ca.crt";
+  auto channel = common::MakeChannel((*server)->address(), client_tls, token).value();
   auto stub = v1::Control::NewStub(channel);
   // Wait for the agents (start-up, not measured).
   for (int tries = 0; tries < 1000; ++tries) {
@@ -126,7 +161,8 @@ int main(int argc, char** argv) {
   };
   const double secs = (last_end - first_create) / 1000.0;
   const double submit_secs = std::chrono::duration<double>(t_submitted - t0).count();
-  std::cout << "rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n
+  std::cout << (tls ? "tls " : "plaintext ") << "rate "
+            << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n
             << " clients " << clients << " jobs " << jobs_n << " succeeded " << succeeded
             << " failed_submits " << failed << "\n"
             << "submit phase " << submit_secs << " s (" << jobs_n / submit_secs << " submits/s)\n"
