@@ -637,6 +637,7 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
   launch->set_attempt(job.attempt());
   launch->set_master_port(job.master_port());
   launch->set_working_dir(job.spec().working_dir());
+  launch->set_user(job.spec().user());
   // Only rank 0's node collects a trial's metrics (the objective is rank
   // 0's); the collector went to every node of a multi-node trial.
   if (!job.sweep().empty() && job.ranks_size() > 0 && node == job.ranks(0).node()) {
