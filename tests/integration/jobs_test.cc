@@ -140,8 +140,9 @@ TEST(JobsIntegration, GangPendingUntilCapacityFrees) {
   ASSERT_TRUE(cluster.WaitForJob(
       gang,
       [](const v1::Job& j) {
-        return j.state() == v1::JOB_STATE_PENDING && !j.reason().empty() &&
-               j.reason() != "waiting to be scheduled";
+        return j.state() == v1::JOB_STATE_PENDING &&
+               j.reason().find("waiting for 2 replicas of ") != std::string::npos &&
+               j.reason().find("; 1 fits now") != std::string::npos;
       },
       10s, &job, "Pending with the scheduler's reason"));
   EXPECT_EQ(job.ranks_size(), 0);

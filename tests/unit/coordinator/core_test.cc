@@ -291,7 +291,7 @@ TEST_F(CoreTest, SubmitYamlIsPendingUntilANodeJoins) {
   EXPECT_EQ(store_.jobs.at("train-1").state(), v1::JOB_STATE_PENDING);
   EXPECT_THAT(sink_.sent, IsEmpty());
   EXPECT_EQ(Get("train-1").state(), v1::JOB_STATE_PENDING);
-  EXPECT_FALSE(Get("train-1").reason().empty());
+  EXPECT_EQ(Get("train-1").reason(), "no nodes registered");
 
   Register("a", 1, 8);
   core_->Settle();
@@ -542,7 +542,10 @@ TEST_F(CoreTest, GangThatDoesNotFitStaysPendingAndNeverStartsPartly) {
   const std::string gang = MustSubmit(Yaml("gang", 2, 1, 4));
   v1::Job job = Get(gang);
   EXPECT_EQ(job.state(), v1::JOB_STATE_PENDING);
-  EXPECT_FALSE(job.reason().empty());
+  // The scheduler's reason: what it waits for and how much fits now.
+  EXPECT_THAT(job.reason(), HasSubstr("waiting for 2 replicas of "));
+  EXPECT_THAT(job.reason(), HasSubstr("gpus: 4"));
+  EXPECT_THAT(job.reason(), HasSubstr("; 1 fits now"));
   EXPECT_THAT(job.ranks(), IsEmpty());
   EXPECT_EQ(job.attempt(), 0);
   EXPECT_THAT(sink_.sent, IsEmpty());
@@ -1092,7 +1095,8 @@ TEST_F(CoreTest, SilentNodeIsLostAndTheJobRestarts) {
   job = Get(id);
   // Both replicas need a whole node and b is gone: waiting, with a reason.
   EXPECT_EQ(job.state(), v1::JOB_STATE_PENDING);
-  EXPECT_FALSE(job.reason().empty());
+  EXPECT_THAT(job.reason(), HasSubstr("waiting for 2 replicas of "));
+  EXPECT_THAT(job.reason(), HasSubstr("; 1 fits now"));
   EXPECT_EQ(To(sink_.Take(), 1, kForget).size(), 1u);
   EXPECT_EQ(NodeNamed("a").allocated().gpus(), 0);
   EXPECT_EQ(NodeNamed("b").allocated().gpus(), 0);
