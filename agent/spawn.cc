@@ -300,8 +300,12 @@ absl::StatusOr<pid_t> SpawnRank(const LaunchRequest& request, std::vector<std::s
   for (const std::string& c : candidates) plan.candidates.push_back(c.c_str());
   plan.log_fd = log_fd;
 
-  const bool switched = request.user.has_value() &&
-                        (request.user->uid != ::geteuid() || request.user->gid != ::getegid());
+  // Another uid, or (for root) another primary group. A non-root agent
+  // running as the user under another group (sg, newgrp) is left as it is:
+  // it could not change groups anyway.
+  const bool switched =
+      request.user.has_value() &&
+      (request.user->uid != ::geteuid() || (::geteuid() == 0 && request.user->gid != ::getegid()));
   if (switched) {
     plan.switch_user = true;
     plan.uid = request.user->uid;
