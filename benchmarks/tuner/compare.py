@@ -7,7 +7,7 @@ Optuna's optuna_baseline_results.json, and prints, per function, the median
 digits_svc) after 10/25/50/100 evaluations, plus mean ms per suggestion.
 Then, per budget, each model-based gangway sampler against the best Optuna
 sampler at that budget (lowest median; the recorded baseline stops at 50
-evaluations, so @100 is against gangway's own random search only) and
+evaluations: --optuna-more adds a fresh optuna_baseline.py run for @100) and
 against gangway's random search; and the share of proposed coordinates
 that sit exactly on a bound of the box, after the initial design.
 
@@ -58,6 +58,8 @@ def main():
     p.add_argument("gangway", nargs="+")
     p.add_argument("--optuna", default=DEFAULT_OPTUNA)
     p.add_argument("--budgets", default="10,25,50,100")
+    p.add_argument("--optuna-more", help="Optuna results (optuna_baseline.py run) for budgets the "
+                   "main file lacks, e.g. @100; used per (function, sampler, seed)")
     p.add_argument("--md", help="also write the tables to this file")
     a = p.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
@@ -66,8 +68,14 @@ def main():
     fstar.update(HELD_OUT_FSTAR)
     edges = {}  # (function, sampler) -> [coordinates on a bound, coordinates]
     groups = {}  # (function, sampler) -> list of (best_at dict, suggest_ms list)
+    more = {}
+    if a.optuna_more:
+        for r in json.load(open(a.optuna_more))["runs"]:
+            more[(r["function"], r["sampler"], r["seed"])] = r["best_at"]
     for r in opt["runs"]:
         ba = {int(k): v for k, v in r["best_at"].items()}
+        for k, v in more.get((r["function"], r["sampler"], r["seed"]), {}).items():
+            ba.setdefault(int(k), v)
         groups.setdefault((r["function"], "optuna:" + r["sampler"]), []).append((ba, r["suggest_ms"]))
     gang_samplers = []
     for path in a.gangway:
