@@ -21,6 +21,7 @@ root.
 """
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -38,6 +39,12 @@ HELD_OUT_FSTAR = {"styblinski4": -39.16616570377142 * 4, "michalewicz5": -4.6876
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_OPTUNA = os.path.join(os.path.dirname(REPO), "shared", "bench", "optuna_baseline_results.json")
 OPTUNA = ["random", "tpe", "tpe_mv", "cmaes", "qmc"]
+
+
+def load(path):
+    """JSON, gzipped when the name ends in .gz."""
+    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+        return json.load(f)
 
 
 def q(xs):
@@ -63,14 +70,14 @@ def main():
     p.add_argument("--md", help="also write the tables to this file")
     a = p.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
-    opt = json.load(open(a.optuna))
+    opt = load(a.optuna)
     fstar = {f: s["fstar"] for f, s in opt["spaces"].items()}
     fstar.update(HELD_OUT_FSTAR)
     edges = {}  # (function, sampler) -> [coordinates on a bound, coordinates]
     groups = {}  # (function, sampler) -> list of (best_at dict, suggest_ms list)
     more = {}
     if a.optuna_more:
-        for r in json.load(open(a.optuna_more))["runs"]:
+        for r in load(a.optuna_more)["runs"]:
             more[(r["function"], r["sampler"], r["seed"])] = r["best_at"]
     for r in opt["runs"]:
         ba = {int(k): v for k, v in r["best_at"].items()}
@@ -79,7 +86,7 @@ def main():
         groups.setdefault((r["function"], "optuna:" + r["sampler"]), []).append((ba, r["suggest_ms"]))
     gang_samplers = []
     for path in a.gangway:
-        for r in json.load(open(path))["runs"]:
+        for r in load(path)["runs"]:
             trace = np.minimum.accumulate(np.asarray(r["values"], dtype=float))
             ba = {b: float(trace[b - 1]) for b in budgets if b <= len(trace)}
             name = "gangway:" + r["sampler"]
@@ -170,8 +177,8 @@ def main():
     if edges:
         w("### Share of proposed coordinates on a bound of the box (after the initial design)")
         w("")
-        w("Cell: exactly on a bound (within 1e-9 of the unit range) / within 1%% of a bound "
-          "(uniform sampling: 0%% / 2%%).")
+        w("Cell: exactly on a bound (within 1e-9 of the unit range) / within 1% of a bound "
+          "(uniform sampling: 0% / 2%).")
         w("")
         w("| function | " + " | ".join(s for s in order if any((f, s) in edges for f in FUNCTIONS)) + " |")
         cols = [s for s in order if any((f, s) in edges for f in FUNCTIONS)]
