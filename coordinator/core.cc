@@ -577,8 +577,17 @@ void Core::Schedule() {
   std::vector<PendingJob> pending;
   pending.reserve(pending_.size());
   const int64_t now = clock_->NowMs();
+  next_relaunch_ms_ = 0;
   for (const auto& [id, since] : pending_) {
     const v1::Job& job = jobs_.at(id);
+    if (job.relaunch_after_ms() > now) {
+      // Backing off after a failure: not placed, holds nothing, keeps its
+      // reason; Tick schedules again when the wait is over.
+      if (next_relaunch_ms_ == 0 || job.relaunch_after_ms() < next_relaunch_ms_) {
+        next_relaunch_ms_ = job.relaunch_after_ms();
+      }
+      continue;
+    }
     const auto& spec = job.spec();
     const bool reserve = options_.reserve_after_ms > 0 && now - since >= options_.reserve_after_ms;
     pending.push_back(PendingJob{id, spec.priority(), job.seq(), spec.replicas(),
@@ -691,7 +700,15 @@ void Core::MaybeFinishStop(v1::Job& job) {
   const v1::JobState via = job.state();
   FinishAttempt(job);
   if (via == v1::JOB_STATE_RESTARTING) {
-    SetState(job, v1::JOB_STATE_PENDING, job.reason());
+    const int64_t delay = RestartBackoffMs(job.restarts(), options_.restart_backoff_ms,
+                                           options_.restart_backoff_max_ms);
+    job.set_relaunch_after_ms(delay > 0 ? clock_->NowMs() + delay : 0);
+    std::string reason = job.reason();
+    if (delay > 0) {
+      absl::StrAppend(&reason, "; restart ", job.restarts(), " waits ", delay / 1000.0,
+                      " s (crash-loop backoff)");
+    }
+    SetState(job, v1::JOB_STATE_PENDING, std::move(reason));
   } else {
     SetState(job, job.stop_target(), job.reason());
   }
@@ -1040,6 +1057,7 @@ void Core::NodeLost(NodeRec& node, const std::string& why) {
 
 void Core::Tick() {
   const int64_t now = clock_->NowMs();
+  if (next_relaunch_ms_ != 0 && now >= next_relaunch_ms_) schedule_needed_ = true;
   for (auto& [name, node] : nodes_) {
     const bool silent = now - node.node.last_seen_ms() > options_.node_timeout_ms;
     // A NotReady stand-in still holding jobs (after a coordinator restart)

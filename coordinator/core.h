@@ -56,6 +56,11 @@ struct CoreOptions {
   int64_t recovery_grace_ms = 5000;
   // Between SIGTERM and SIGKILL when a gang is stopped.
   int64_t stop_grace_ms = 5000;
+  // Crash-loop backoff (job_state.h RestartBackoffMs): a failed gang's first
+  // restart is immediate, the second waits restart_backoff_ms, doubling for
+  // each one after it, at most restart_backoff_max_ms. 0: no waiting.
+  int64_t restart_backoff_ms = 0;
+  int64_t restart_backoff_max_ms = 0;
   // A job Pending this long holds capacity for itself when it does not fit
   // (scheduler.h: reserve), so a stream of small jobs cannot starve a large
   // gang. 0: never.
@@ -213,6 +218,9 @@ class Core final : private TrialHost {
   std::vector<std::pair<std::string, v1::MetricPoint>> metric_writes_;
   std::vector<std::pair<std::string, v1::CoordinatorMessage>> outbox_;
   bool schedule_needed_ = false;
+  // The earliest relaunch_after_ms of a job backing off, 0 for none: Tick
+  // schedules again when it has passed.
+  int64_t next_relaunch_ms_ = 0;
 
   SweepController sweeps_{this};
   std::map<std::string, std::map<int64_t, Watcher>> watchers_;

@@ -1,5 +1,7 @@
 #include "coordinator/job_state.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace gangway::coordinator {
@@ -137,6 +139,13 @@ FailureDecision DecideOnFailure(const v1::JobSpec& spec, int exit_code, int rest
   }
   return {FailureAction::kRestart, absl::StrCat("restarting: a rank failed (", what, "), restart ",
                                                 restarts_so_far + 1, " of ", spec.backoff_limit())};
+}
+
+int64_t RestartBackoffMs(int32_t restarts, int64_t base_ms, int64_t max_ms) {
+  if (restarts <= 1 || base_ms <= 0) return 0;
+  int64_t delay = base_ms;
+  for (int32_t i = 2; i < restarts && delay < max_ms; ++i) delay *= 2;
+  return std::min(delay, max_ms);
 }
 
 }  // namespace gangway::coordinator

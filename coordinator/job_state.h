@@ -41,4 +41,9 @@ struct FailureDecision {
 // a signal) given the restarts already made.
 FailureDecision DecideOnFailure(const v1::JobSpec& spec, int exit_code, int restarts_so_far);
 
+// How long the `restarts`-th restart (1 = the first) waits before the gang
+// is placed again: the first not at all (a one-off failure costs nothing),
+// then base_ms, 2 * base_ms, 4 * base_ms ... at most max_ms.
+int64_t RestartBackoffMs(int32_t restarts, int64_t base_ms, int64_t max_ms);
+
 }  // namespace gangway::coordinator

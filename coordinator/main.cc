@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gangway-coordinator: schedules gangs of ranks onto agents"};
   coordinator::ServerOptions options;
   double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5, reserve_after_s = 60;
+  double backoff_s = 10, backoff_max_s = 300;
   std::string log_level = "info";
   app.add_option("--listen", options.listen, "address to serve on (host:port; port 0 = any)");
   app.add_option("--state", options.state_dir, "state directory (SQLite store)");
@@ -19,6 +20,11 @@ int main(int argc, char** argv) {
                  "seconds without a heartbeat before a node is NotReady (default 5)");
   app.add_option("--heartbeat-interval", heartbeat_s, "seconds between agent heartbeats");
   app.add_option("--stop-grace", grace_s, "seconds between SIGTERM and SIGKILL (default 5)");
+  app.add_option("--restart-backoff", backoff_s,
+                 "seconds the second restart of a failed gang waits, doubling for each "
+                 "restart after it (default 10; the first restart is immediate)");
+  app.add_option("--restart-backoff-max", backoff_max_s,
+                 "the longest a restart waits (default 300)");
   app.add_option("--reserve-after", reserve_after_s,
                  "seconds a job waits before smaller jobs behind it stop taking what it needs "
                  "(default 60; 0 = never)");
@@ -39,15 +45,18 @@ int main(int argc, char** argv) {
                  "JSON lines of mutating and refused calls (default STATE/audit.log)");
   CLI11_PARSE(app, argc, argv);
   if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s ||
-      reserve_after_s < 0) {
+      reserve_after_s < 0 || backoff_s < 0 || backoff_max_s < backoff_s) {
     std::cerr << "gangway-coordinator: need 0 < --heartbeat-interval < --node-timeout, "
-                 "--stop-grace >= 0 and --reserve-after >= 0\n";
+                 "--stop-grace >= 0, --reserve-after >= 0 and "
+                 "0 <= --restart-backoff <= --restart-backoff-max\n";
     return 2;
   }
   options.core.reserve_after_ms = static_cast<int64_t>(reserve_after_s * 1000);
   options.core.node_timeout_ms = static_cast<int64_t>(node_timeout_s * 1000);
   options.core.heartbeat_interval_ms = static_cast<int64_t>(heartbeat_s * 1000);
   options.core.stop_grace_ms = static_cast<int64_t>(grace_s * 1000);
+  options.core.restart_backoff_ms = static_cast<int64_t>(backoff_s * 1000);
+  options.core.restart_backoff_max_ms = static_cast<int64_t>(backoff_max_s * 1000);
   common::SetupLogging(log_level);
 
   sigset_t set;

@@ -389,7 +389,8 @@ struct ClusterOptions {
   // a busy 2-core machine running `ctest -j2` does not miss ten heartbeats
   // in a row.
   std::vector<std::string> coordinator_flags = {
-      "--node-timeout", "2", "--heartbeat-interval", "0.2", "--stop-grace", "1"};
+      "--node-timeout", "2", "--heartbeat-interval", "0.2",
+      "--stop-grace",   "1", "--restart-backoff",    "0.2"};
   // TLS and tokens everywhere: `gangway certs init` makes the CA, the
   // coordinator's and every node's certificate; `gangway token create`
   // makes an admin, a submitter and a viewer token. The harness's own
