@@ -23,6 +23,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/spec_loader.h"
 #include "re2/re2.h"
@@ -201,46 +202,6 @@ std::string ShowPath(std::string_view path) {
   return shown;
 }
 
-// RFC 3629 UTF-8 (no overlongs, no surrogates, at most U+10FFFF): what
-// protobuf demands of proto3 string fields; a spec that passes here always
-// serializes.
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= static_cast<size_t>(extra)) return false;
-    for (int k = 1; k <= extra; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLength[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 bool IsDns1123Label(std::string_view s) {
@@ -367,6 +328,30 @@ void CheckName(const std::string& path, std::string_view name, Errors* errors) {
   }
 }
 
+// A node's ranks are launched in one message; past gRPC's limit it never
+// arrives and the node's session fails on every retry, so refuse at submit.
+static void CheckLaunchSize(const v1::JobSpec& spec, std::string_view prefix, Errors* errors) {
+  const size_t bytes = EstimateLaunchBytes(spec);
+  if (bytes <= kMaxLaunchBytes) return;
+  const int procs = std::max(spec.procs_per_node(), 1);
+  // Blame procsPerNode when it multiplies, else the biggest part of a rank.
+  size_t command = 0, args = 0, env = 0;
+  for (const std::string& s : spec.command()) command += s.size();
+  for (const std::string& s : spec.args()) args += s.size();
+  for (const auto& [k, v] : spec.env()) env += k.size() + v.size();
+  std::string_view path = procs > 1                        ? "procsPerNode"
+                          : args >= command && args >= env ? "args"
+                          : command >= env                 ? "command"
+                                                           : "env";
+  errors->Add(
+      JoinPath(prefix, path),
+      absl::StrFormat("one node's launch would be about %.1f MB (%d %s x %.1f KB of "
+                      "command, args and env), over gRPC's %d MiB message limit; pass "
+                      "large data in a file instead",
+                      static_cast<double>(bytes) / 1e6, procs, procs == 1 ? "process" : "processes",
+                      static_cast<double>(bytes) / procs / 1e3, kMaxLaunchBytes >> 20));
+}
+
 // Every rule on field values, written once for both entry points.
 void CheckJobSpec(const v1::JobSpec& spec, std::string_view prefix, Errors* errors) {
   auto at = [&](std::string_view path) { return JoinPath(prefix, path); };
@@ -433,9 +418,12 @@ void CheckJobSpec(const v1::JobSpec& spec, std::string_view prefix, Errors* erro
     errors->Add(at("restartPolicy"), absl::StrCat("must be Never, OnFailure or ExitCode, got ",
                                                   static_cast<int>(spec.restart_policy())));
   }
+  CheckLaunchSize(spec, prefix, errors);
 }
 
 void ApplyYamlJobDefaults(v1::JobSpec* spec) {
+  // Overwritten by an explicit `cpus:` (0 included).
+  spec->mutable_resources()->set_milli_cpus(kDefaultMilliCpus);
   spec->set_replicas(kDefaultReplicas);
   spec->set_procs_per_node(kDefaultProcsPerNode);
   spec->set_backoff_limit(kDefaultBackoffLimit);
@@ -445,95 +433,6 @@ void ApplyYamlJobDefaults(v1::JobSpec* spec) {
 // ---------------------------------------------------------------------------
 // YAML documents.
 // ---------------------------------------------------------------------------
-
-namespace {
-
-// Records where a document's root starts and whether it is empty, without
-// building nodes.
-class RootEvents : public YAML::EventHandler {
- public:
-  bool seen() const { return seen_; }
-  bool null() const { return null_; }
-  const YAML::Mark& mark() const { return mark_; }
-  void Reset() { seen_ = false; }
-
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, true); }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, false); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    Root(mark, false);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    Root(mark, false);
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    Root(mark, false);
-  }
-  void OnMapEnd() override {}
-
- private:
-  void Root(const YAML::Mark& mark, bool null) {
-    if (seen_) return;
-    seen_ = true;
-    null_ = null;
-    mark_ = mark;
-  }
-  bool seen_ = false;
-  bool null_ = false;
-  YAML::Mark mark_ = YAML::Mark::null_mark();
-};
-
-// Exactly one non-empty document, checked with yaml-cpp's event parser rather
-// than YAML::LoadAll: in yaml-cpp 0.7 LoadAll loops forever, allocating, on a
-// stray top-level "," (jbeder/yaml-cpp#1040, fixed upstream by #1319 after
-// 0.8), because the parser keeps returning an empty document without
-// consuming the token. Here a document that starts where the last one did is
-// that loop, and is reported as malformed.
-absl::Status CheckDocuments(std::string_view yaml, std::string_view what) {
-  std::istringstream in{std::string(yaml)};
-  YAML::Parser parser(in);
-  RootEvents events;
-  int documents = 0;  // non-empty ones
-  std::optional<YAML::Mark> last;
-  try {
-    // Every real document consumes input, so more rounds than bytes is the
-    // same loop in a form the mark check missed.
-    for (size_t round = 0;; ++round) {
-      events.Reset();
-      if (!parser.HandleNextDocument(events)) break;
-      if (round > yaml.size()) return absl::InvalidArgumentError("malformed YAML");
-      if (!events.seen()) continue;
-      const YAML::Mark& mark = events.mark();
-      if (last && last->pos == mark.pos) {
-        char c = static_cast<size_t>(mark.pos) < yaml.size() ? yaml[mark.pos] : ' ';
-        return absl::InvalidArgumentError(absl::StrCat("line ", mark.line + 1,
-                                                       ": malformed YAML: unexpected ",
-                                                       Quote(std::string_view(&c, 1))));
-      }
-      bool first = !last.has_value();
-      last = mark;
-      if (events.null()) continue;
-      // YAML::Load takes the first document: a job after an empty one
-      // ("---\n---\nname: ...") would be lost, so it counts as a second.
-      if (++documents > 1 || !first) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "line ", mark.line + 1, ": spec holds more than one YAML document; submit one ",
-            AV(what), " per spec"));
-      }
-    }
-  } catch (const YAML::ParserException& e) {
-    return MalformedError(e);
-  }
-  if (documents == 0) return absl::InvalidArgumentError("spec is empty");
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 int LineOf(const YAML::Node& node) {
   const YAML::Mark mark = node.Mark();
@@ -556,30 +455,6 @@ std::string Describe(const YAML::Node& node) {
                             : Quote(node.Scalar());
     default:
       return "nothing";
-  }
-}
-
-absl::Status MalformedError(const YAML::Exception& e) {
-  std::string where = e.mark.is_null() ? "" : absl::StrCat("line ", e.mark.line + 1, ": ");
-  return absl::InvalidArgumentError(absl::StrCat(where, "malformed YAML: ", e.msg));
-}
-
-absl::StatusOr<YAML::Node> LoadDocument(std::string_view yaml, std::string_view what) {
-  if (yaml.size() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec is ", yaml.size(), " bytes; the limit is ", kMaxSpecBytes));
-  }
-  // yaml-cpp's own message for a NUL byte is misleading ("unknown escape").
-  if (size_t nul = yaml.find('\0'); nul != std::string_view::npos) {
-    int line = 1 + static_cast<int>(std::count(yaml.begin(), yaml.begin() + nul, '\n'));
-    return absl::InvalidArgumentError(
-        absl::StrCat("line ", line, ": malformed YAML: contains a NUL byte"));
-  }
-  if (auto shape = CheckDocuments(yaml, what); !shape.ok()) return shape;
-  try {
-    return YAML::Load(std::string(yaml));
-  } catch (const YAML::ParserException& e) {
-    return MalformedError(e);
   }
 }
 
@@ -1000,6 +875,17 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (spec->restart_policy() == v1::RESTART_POLICY_UNSPECIFIED) {
     spec->set_restart_policy(v1::RESTART_POLICY_NEVER);
   }
+  if (!spec->has_resources()) spec->mutable_resources()->set_milli_cpus(kDefaultMilliCpus);
+}
+
+size_t EstimateLaunchBytes(const v1::JobSpec& spec) {
+  size_t rank = kRankEnvAllowance;
+  for (const std::string& s : spec.command()) rank += s.size() + kPerStringOverhead;
+  for (const std::string& s : spec.args()) rank += s.size() + kPerStringOverhead;
+  for (const auto& [k, v] : spec.env()) rank += k.size() + v.size() + 2 * kPerStringOverhead;
+  // Capped so the product cannot overflow (procsPerNode is unchecked here).
+  const size_t procs = static_cast<size_t>(std::clamp(spec.procs_per_node(), 1, 1 << 20));
+  return spec.working_dir().size() + spec.user().size() + procs * rank;
 }
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {

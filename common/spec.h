@@ -5,6 +5,8 @@
 // are errors (a typo must not silently change a job).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -15,8 +17,29 @@
 
 namespace gangway::common {
 
-// Largest spec text accepted, in bytes.
+// Largest spec text accepted, in bytes; also the most a spec sent as a
+// proto (SubmitJobRequest.spec, SubmitSweepRequest.spec) may serialize to,
+// so a job listed with others stays well under gRPC's 4 MiB message limit.
 inline constexpr size_t kMaxSpecBytes = 1 << 20;
+
+// What a process reserves when the spec gives no `resources.cpus`: one CPU,
+// as Slurm's default of one CPU per task, so jobs that say nothing still
+// count against the nodes they run on. Memory defaults to 0 (nothing
+// reserved, the node's memory is not counted) and GPUs to 0.
+inline constexpr int64_t kDefaultMilliCpus = 1000;
+
+// The most one node's launch message (argv and env of each of its
+// procsPerNode ranks) may take: gRPC's default 4 MiB message limit, which
+// the agent's stream has. A larger launch never arrives, and the node's
+// session fails on every retry. Checked at submit with an estimate.
+inline constexpr size_t kMaxLaunchBytes = 4 << 20;
+// What the estimate adds per rank for the variables gangway sets itself
+// (RANK, WORLD_SIZE, MASTER_ADDR, tokens, ...), and per string for framing.
+inline constexpr size_t kRankEnvAllowance = 4 << 10;
+inline constexpr size_t kPerStringOverhead = 8;
+
+// The estimated bytes of one node's launch message for `spec`.
+size_t EstimateLaunchBytes(const v1::JobSpec& spec);
 
 struct ParsedJobSpec {
   v1::JobSpec spec;
@@ -35,9 +58,12 @@ absl::StatusOr<ParsedJobSpec> ParseJobSpec(std::string_view yaml);
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
 // Fills what a proto leaves unset and YAML would have defaulted: replicas and
-// procsPerNode 0 -> 1, restartPolicy UNSPECIFIED -> Never. backoffLimit is left
-// alone: in a proto, 0 (no retries) cannot be told from unset. Call before
-// ValidateJobSpec on specs that did not come from ParseJobSpec.
+// procsPerNode 0 -> 1, restartPolicy UNSPECIFIED -> Never, and with no
+// resources message at all, cpus -> kDefaultMilliCpus (a resources message
+// is taken as given: inside it, 0 cpus cannot be told from unset).
+// backoffLimit is left alone: in a proto, 0 (no retries) cannot be told from
+// unset. Call before ValidateJobSpec on specs that did not come from
+// ParseJobSpec.
 void ApplyJobSpecDefaults(v1::JobSpec* spec);
 
 // Which kind of spec a YAML document holds, from its top-level `kind` field

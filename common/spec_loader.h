@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/utf8.h"
 #include "gangway/v1/gangway.pb.h"
 
 namespace gangway::common::spec_internal {
@@ -49,7 +50,7 @@ std::string Quote(std::string_view text);
 // A field path for a message (paths embed user map keys): escaped and cut.
 std::string ShowPath(std::string_view path);
 // RFC 3629 UTF-8, as protobuf demands of proto3 string fields.
-bool IsValidUtf8(std::string_view s);
+inline bool IsValidUtf8(std::string_view s) { return common::IsValidUtf8(s); }
 bool IsDigit(char c);
 // Lowercase letters, digits and '-', starting and ending with an alphanumeric.
 bool IsDns1123Label(std::string_view s);
@@ -126,8 +127,9 @@ absl::Status MalformedError(const YAML::Exception& e);
 
 // The root node of exactly one non-empty YAML document. Errors
 // (INVALID_ARGUMENT, with a line where known): over kMaxSpecBytes, a NUL
-// byte, malformed YAML, no document, more than one ("submit one `what` per
-// spec"). May throw YAML::Exception; call inside a try block.
+// byte, invalid UTF-8, an alias (*name), malformed YAML, no document, more
+// than one ("submit one `what` per spec"). May throw YAML::Exception; call
+// inside a try block. Defined in common/yaml_input.cc.
 absl::StatusOr<YAML::Node> LoadDocument(std::string_view yaml, std::string_view what);
 
 // Strict scalars into a proto, with every field's line recorded under its

@@ -9,8 +9,10 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 
 namespace gangway::common {
 namespace {
@@ -122,7 +124,7 @@ TEST(ParseJobSpecTest, Defaults) {
   EXPECT_EQ(s.restart_policy(), v1::RESTART_POLICY_NEVER);
   EXPECT_EQ(s.active_deadline_seconds(), 0);
   EXPECT_EQ(s.priority(), 0);
-  EXPECT_EQ(s.resources().milli_cpus(), 0);
+  EXPECT_EQ(s.resources().milli_cpus(), 1000);  // one CPU per process, as Slurm
   EXPECT_EQ(s.resources().memory_bytes(), 0);
   EXPECT_EQ(s.resources().gpus(), 0);
   EXPECT_THAT(s.command(), ::testing::ElementsAre("./train"));
@@ -309,10 +311,42 @@ TEST(ParseJobSpecTest, SizeLimit) {
   EXPECT_THAT(ErrorOf(big), HasSubstr("the limit is 1048576"));
 }
 
-TEST(ParseJobSpecTest, AliasesAreResolved) {
-  auto parsed = ParseJobSpec("name: a\ncommand: &c [x, y]\nargs: *c\n");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_THAT(parsed->spec.args(), ::testing::ElementsAre("x", "y"));
+// An alias repeats a node without repeating its text: nested ones turned a
+// 104 KB spec into a 100 MB job. Anchors alone are harmless and allowed.
+TEST(ParseJobSpecTest, AliasesAreRefusedWithTheirLine) {
+  EXPECT_THAT(ErrorOf("name: a\ncommand: &c [x, y]\nargs: *c\n"),
+              HasSubstr("line 3: aliases are not supported (\"*c\")"));
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [x]\nenv:\n  A: &v hi\n  B: *v\n"),
+              HasSubstr("line 5: aliases are not supported"));
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [x]\nresources: &r {cpus: 1}\nx:\n  <<: *r\n"),
+              HasSubstr("line 5: aliases are not supported"));
+  // The billion-laughs shape is refused before anything is expanded.
+  std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    laughs += absl::StrCat(std::string(1, c), ": &", std::string(1, c), " [");
+    for (int i = 0; i < 10; ++i)
+      laughs += absl::StrCat(i ? ", " : "", "*", std::string(1, static_cast<char>(c - 1)));
+    laughs += "]\n";
+  }
+  EXPECT_THAT(ErrorOf(laughs), HasSubstr("line 2: aliases are not supported"));
+  EXPECT_THAT(SpecKind("kind: Job\nname: &n a\ncommand: [*n]\n").status().message(),
+              HasSubstr("line 3: aliases are not supported"));
+  auto anchored = ParseJobSpec("name: a\ncommand: &c [x, y]\n");
+  EXPECT_TRUE(anchored.ok()) << anchored.status();
+}
+
+// Proto3 strings must be UTF-8: invalid bytes used to pass the loader and fail
+// serialization later, with an empty error.
+TEST(ParseJobSpecTest, InvalidUtf8IsRefusedWithLineAndByte) {
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [x]\nargs: [\"\xff\"]\n"),
+              HasSubstr("line 3 (byte 29): spec is not valid UTF-8 (byte 0xff)"));
+  EXPECT_THAT(ErrorOf("# caf\xc3\n"), HasSubstr("line 1 (byte 5): spec is not valid UTF-8"));
+  // Overlong and surrogate encodings are not UTF-8 either.
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [\"\xc0\xaf\"]\n"), HasSubstr("not valid UTF-8"));
+  EXPECT_THAT(ErrorOf("name: a\ncommand: [\"\xed\xa0\x80\"]\n"), HasSubstr("not valid UTF-8"));
+  EXPECT_THAT(SpecKind("name: \xfe\n").status().message(), HasSubstr("not valid UTF-8"));
+  auto ok = ParseJobSpec("name: a\ncommand: [\"caf\xc3\xa9\", \"\xf0\x9f\x9a\x80\"]\n");
+  EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
 TEST(ParseJobSpecTest, QuantitiesInYaml) {
@@ -411,6 +445,46 @@ TEST(ValidateJobSpecTest, ApplyDefaults) {
   EXPECT_EQ(spec.procs_per_node(), 1);
   EXPECT_EQ(spec.restart_policy(), v1::RESTART_POLICY_NEVER);
   EXPECT_EQ(spec.backoff_limit(), 0);
+  EXPECT_EQ(spec.resources().milli_cpus(), kDefaultMilliCpus);
+  // A resources message is taken as given: 0 cpus there is a choice.
+  v1::JobSpec given;
+  given.mutable_resources()->set_gpus(1);
+  ApplyJobSpecDefaults(&given);
+  EXPECT_EQ(given.resources().milli_cpus(), 0);
+}
+
+// A job without resources asked for nothing and so counted against nothing.
+TEST(ParseJobSpecTest, CpusDefaultToOnePerProcessAndExplicitValuesStay) {
+  auto parsed = ParseJobSpec("name: a\ncommand: [x]\nresources: {gpus: 1}\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spec.resources().milli_cpus(), 1000);
+  EXPECT_EQ(parsed->spec.resources().memory_bytes(), 0);
+  for (auto [text, milli] : {std::pair{"0.1", 100}, {"0", 0}, {"\"250m\"", 250}, {"4", 4000}}) {
+    auto p = ParseJobSpec(absl::StrCat("name: a\ncommand: [x]\nresources:\n  cpus: ", text, "\n"));
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->spec.resources().milli_cpus(), milli) << text;
+  }
+}
+
+// A node's ranks are launched in one message: 600 KB of arguments x 8
+// processes (4.8 MB) never arrived and wedged the node's session.
+TEST(ParseJobSpecTest, LaunchOverTheGrpcLimitIsRefused) {
+  const std::string big(600'000, 'a');
+  EXPECT_THAT(ErrorOf(absl::StrCat("name: a\nprocsPerNode: 8\ncommand: [x]\nargs: [", big, "]\n")),
+              HasSubstr("line 2: procsPerNode: one node's launch would be about 4.8 MB (8 "
+                        "processes x 604.1 KB of command, args and env), over gRPC's 4 MiB "
+                        "message limit"));
+  EXPECT_TRUE(
+      ParseJobSpec(absl::StrCat("name: a\nprocsPerNode: 6\ncommand: [x]\nargs: [", big, "]\n"))
+          .ok());
+  v1::JobSpec spec = ValidProto();
+  spec.set_procs_per_node(256);
+  (*spec.mutable_env())["DATA"] = std::string(20'000, 'd');
+  EXPECT_THAT(ErrorOf(spec), HasSubstr("procsPerNode: one node's launch would be about"));
+  spec.set_procs_per_node(1);
+  (*spec.mutable_env())["DATA"] = std::string(5'000'000, 'd');
+  EXPECT_THAT(ErrorOf(spec), HasSubstr("env: one node's launch would be about 5.0 MB"));
+  EXPECT_GT(EstimateLaunchBytes(spec), kMaxLaunchBytes);
 }
 
 TEST(ValidateJobSpecTest, SameRulesWithoutLines) {
