@@ -3,9 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iterator>
 #include <string_view>
 #include <utility>
+
+#include "common/metric_limits.h"
 
 namespace gangway::agent {
 
@@ -15,6 +18,13 @@ absl::StatusOr<MetricsTail> MetricsTail::Create(std::string path,
       json ? "" : collector.regex(), {collector.names().begin(), collector.names().end()});
   if (!parser.ok()) return parser.status();
   return MetricsTail(std::move(path), *std::move(parser), json);
+}
+
+void MetricsTail::Bound(std::vector<v1::MetricPoint>* points) {
+  std::erase_if(*points, [](v1::MetricPoint& p) { return !common::SanitizeMetricPoint(&p); });
+  if (points->size() > kMaxPoints) {
+    points->erase(points->begin(), points->end() - static_cast<std::ptrdiff_t>(kMaxPoints));
+  }
 }
 
 std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
@@ -34,6 +44,7 @@ std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
       parser_.ParseLine(line, now_ms, &out);
     }
   });
+  Bound(&out);
   return out;
 }
 
@@ -54,6 +65,7 @@ std::vector<v1::MetricPoint> MetricsTail::Drain(int64_t now_ms) {
       parser_.ParseLine(line, now_ms, &out);
     }
   });
+  Bound(&out);
   return out;
 }
 

@@ -35,8 +35,20 @@ class MetricsTail {
 
   // Most bytes read per Poll, so one chatty rank cannot stall the loop.
   static constexpr int64_t kMaxReadBytes = 1 << 20;
+  // Most points Poll or Drain returns; the agent sends them in one message,
+  // which must stay under gRPC's 4 MiB (at most 128 + 256 bytes of name and
+  // raw text each, common/metric_limits.h). Past it the latest are kept: the
+  // last value is what a trial's objective usually reads.
+  static constexpr size_t kMaxPoints = 5000;
+
+  // Every point returned has passed common::SanitizeMetricPoint: valid UTF-8
+  // (invalid bytes become U+FFFD), names of at most 128 bytes (longer ones are
+  // dropped), raw text cut to 256 bytes, steps -1 or 0..2^53.
 
  private:
+  // Sanitizes the points and keeps at most kMaxPoints of them.
+  static void Bound(std::vector<v1::MetricPoint>* points);
+
   MetricsTail(std::string path, common::MetricParser parser, bool json)
       : path_(std::move(path)), parser_(std::move(parser)), json_(json) {}
 

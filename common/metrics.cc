@@ -113,8 +113,9 @@ void MetricParser::ParseLine(std::string_view line, int64_t time_ms,
       std::string_view value(m[gi_value].data(), m[gi_value].size());
       if (gi_step > 0 && m[gi_step].data()) {
         double s;
+        // Bounded before the cast: 1e300 to int64 is undefined behaviour.
         if (ParseNumber(std::string_view(m[gi_step].data(), m[gi_step].size()), &s) &&
-            std::isfinite(s)) {
+            std::isfinite(s) && std::abs(s) < 1e18) {
           step = static_cast<int64_t>(s);
         }
       }
@@ -171,7 +172,7 @@ void MetricParser::ParseJsonLine(std::string_view line, int64_t time_ms,
     for (const char* key : {"step", "epoch"}) {
       double s;
       if (node[key] && node[key].IsScalar() && ParseNumber(node[key].Scalar(), &s) &&
-          std::isfinite(s)) {
+          std::isfinite(s) && std::abs(s) < 1e18) {
         step = static_cast<int64_t>(s);
       }
     }

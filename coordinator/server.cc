@@ -17,6 +17,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/metric_limits.h"
 #include "common/tls.h"
 #include "coordinator/audit.h"
 #include "coordinator/auth.h"
@@ -559,10 +560,13 @@ struct CoordinatorServer::Impl final : public AgentSink,
           }
           std::vector<v1::MetricPoint> points(req->points().begin(), req->points().end());
           const int64_t now = clock.NowMs();
-          for (auto& p : points) {
-            if (p.name().empty())
-              return absl::InvalidArgumentError("points.name: must not be empty");
-            if (p.time_ms() == 0) p.set_time_ms(now);
+          for (size_t i = 0; i < points.size(); ++i) {
+            // The bounds the agent applies to what ranks print.
+            if (absl::Status s = common::CheckMetricPoint(points[i], absl::StrCat("points[", i, "]"));
+                !s.ok()) {
+              return s;
+            }
+            if (points[i].time_ms() == 0) points[i].set_time_ms(now);
           }
           v1::ReportMetricsResponse out;
           out.set_stop(c.OnMetrics(req->job_id(), req->attempt(), req->rank(), points));
