@@ -146,24 +146,78 @@ bool Core::IsLive(const v1::Job& job, const v1::RankStatus& rank) const {
 // ---------------------------------------------------------------------------
 // Control
 
+namespace {
+
+// A replica fits some node, but can all of them fit at once? The scheduler's
+// own verdict on the known nodes as if empty, so submit and scheduling
+// agree on "never fits" (a job of 1024 x 256 ranks on 3 nodes waited
+// forever).
+absl::Status CheckClusterHolds(const std::vector<const v1::Node*>& known, const v1::JobSpec& spec,
+                               const std::string& where) {
+  ClusterSnapshot empty;
+  empty.nodes.reserve(known.size());
+  for (const v1::Node* node : known) {
+    const auto& inv = node->inventory();
+    NodeView v;
+    v.name = node->name();
+    v.total_milli_cpus = v.free_milli_cpus = inv.milli_cpus();
+    v.total_memory_bytes = v.free_memory_bytes = inv.memory_bytes();
+    v.total_gpus = std::min(inv.gpus_size(), 64);
+    v.free_gpu_mask = v.total_gpus == 64 ? ~uint64_t{0} : (uint64_t{1} << v.total_gpus) - 1;
+    empty.nodes.push_back(std::move(v));
+  }
+  const PendingJob job{"submitted",
+                       0,
+                       0,
+                       spec.replicas(),
+                       spec.procs_per_node(),
+                       spec.resources().milli_cpus(),
+                       spec.resources().memory_bytes(),
+                       spec.resources().gpus(),
+                       false};
+  PlacementOptions options;
+  options.topology_scoring = false;  // only whether it fits matters here
+  const PlacementResult result = Place(empty, std::span(&job, 1), options);
+  if (result.decisions.empty() || result.decisions[0].verdict != Verdict::kNeverFits) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": the ", known.size(), known.size() == 1 ? " registered node" : " registered nodes",
+      " can never hold this job: ", result.decisions[0].reason));
+}
+
+}  // namespace
+
 absl::Status Core::CheckCapacity(const common::ParsedJobSpec* parsed,
                                  const v1::JobSpec& spec) const {
-  if (nodes_.empty()) return absl::OkStatus();  // nodes may still join
+  // Only nodes that registered since this coordinator started say what the
+  // cluster holds: after a restart, the nodes named by recovered jobs are
+  // stand-ins without an inventory until they register again, and judging a
+  // job by them refused valid jobs ("the largest node has 0 cpus"). With no
+  // node known the job is accepted and waits Pending (nodes may still join).
+  std::vector<const v1::Node*> known;
+  for (const auto& [name, rec] : nodes_) {
+    if (rec.node.has_inventory()) known.push_back(&rec.node);
+  }
+  if (known.empty()) return absl::OkStatus();
   const int64_t p = spec.procs_per_node();
   const int64_t cpus = p * spec.resources().milli_cpus();
   const int64_t mem = p * spec.resources().memory_bytes();
   const int64_t gpus = p * spec.resources().gpus();
   int64_t max_cpus = 0, max_mem = 0, max_gpus = 0;
-  for (const auto& [name, rec] : nodes_) {
-    const auto& inv = rec.node.inventory();
+  bool one_fits = false;
+  for (const v1::Node* node : known) {
+    const auto& inv = node->inventory();
     if (inv.milli_cpus() >= cpus && inv.memory_bytes() >= mem && inv.gpus_size() >= gpus) {
-      return absl::OkStatus();
+      one_fits = true;
+      break;
     }
     max_cpus = std::max(max_cpus, inv.milli_cpus());
     max_mem = std::max(max_mem, inv.memory_bytes());
     max_gpus = std::max<int64_t>(max_gpus, inv.gpus_size());
   }
   auto where = [&](const std::string& path) { return parsed ? parsed->Where(path) : path; };
+  if (one_fits) return CheckClusterHolds(known, spec, where("replicas"));
   std::string what;
   if (gpus > max_gpus) {
     what =
@@ -204,6 +258,14 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done, const P
     // A proto leaves unset what YAML defaults (replicas, procsPerNode,
     // restartPolicy): spec.h asks for the defaults before validation, else a
     // spec giving only name and command is refused for "replicas: 0".
+    // A proto has no text to bound before parsing; bound what it holds, as
+    // for YAML, so one job cannot crowd `list` past gRPC's message limit.
+    if (const size_t bytes = request.spec().ByteSizeLong(); bytes > common::kMaxSpecBytes) {
+      done(absl::ResourceExhaustedError(absl::StrCat("spec is ", bytes,
+                                                     " bytes serialized; the limit is ",
+                                                     common::kMaxSpecBytes)));
+      return;
+    }
     parsed.spec = request.spec();
     common::ApplyJobSpecDefaults(&parsed.spec);
     if (absl::Status s = common::ValidateJobSpec(parsed.spec); !s.ok()) {
@@ -308,6 +370,10 @@ void Core::SubmitSweep(const v1::SubmitSweepRequest& request, SweepCallback done
   if (request.yaml().size() > common::kMaxSpecBytes) {
     return done(absl::ResourceExhaustedError(absl::StrCat(
         "spec is ", request.yaml().size(), " bytes; the limit is ", common::kMaxSpecBytes)));
+  }
+  if (const size_t bytes = request.spec().ByteSizeLong(); bytes > common::kMaxSpecBytes) {
+    return done(absl::ResourceExhaustedError(absl::StrCat(
+        "spec is ", bytes, " bytes serialized; the limit is ", common::kMaxSpecBytes)));
   }
   absl::StatusOr<v1::Sweep> sweep = sweeps_.Submit(request, who.ToString());
   if (!sweep.ok()) return done(sweep.status());
@@ -557,6 +623,9 @@ void Core::Schedule() {
   std::vector<const std::string*> names;
   cluster.nodes.reserve(nodes_.size());
   for (const auto& [name, rec] : nodes_) {
+    // A stand-in from recovery has no inventory until its node registers: as
+    // a 0-cpu node it made every job "never fit" right after a restart.
+    if (!rec.node.has_inventory()) continue;
     const auto& inv = rec.node.inventory();
     NodeView v;
     v.name = name;

@@ -7,6 +7,7 @@
 // creates it again and replays its results with Tell).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -20,6 +21,18 @@ class Studies {
  public:
   // At most this many studies at once.
   static constexpr size_t kMaxStudies = 10'000;
+  // A study's name (its id is the name and a number).
+  static constexpr size_t kMaxNameBytes = 63;
+  // Proposals per Ask.
+  static constexpr int32_t kMaxAskCount = 1000;
+  // Trials a study may hand out over its life, as a sweep's maxTrials bound:
+  // each is kept in memory with its history.
+  static constexpr int64_t kMaxTrials = 100'000;
+  // Intermediate values a study keeps over its life (each is kept for the
+  // early-stopping rule).
+  static constexpr int64_t kMaxIntermediate = 1'000'000;
+  // Steps of intermediate values: 0..2^53, as metric steps.
+  static constexpr int64_t kMaxStep = int64_t{1} << 53;
 
   absl::StatusOr<v1::Study> Create(const v1::CreateStudyRequest& request);
   absl::StatusOr<v1::AskResponse> Ask(const v1::AskRequest& request);
@@ -29,6 +42,8 @@ class Studies {
   struct Entry {
     std::string name;
     tuner::Tuner tuner;
+    int64_t asked = 0;         // trials handed out
+    int64_t intermediate = 0;  // intermediate values told
   };
   std::map<std::string, Entry> studies_;
   int64_t next_ = 1;

@@ -335,6 +335,11 @@ absl::StatusOr<v1::Sweep> SweepController::Update(const v1::UpdateSweepRequest& 
       request.max_failed_trials() < 0) {
     return absl::InvalidArgumentError("parallelTrials, maxTrials and maxFailedTrials must be >= 0");
   }
+  if (absl::Status s = ValidateTrialCounts(request.parallel_trials(), request.max_trials(),
+                                           request.max_failed_trials());
+      !s.ok()) {
+    return s;
+  }
   if (request.max_trials() > 0 && request.max_trials() < rec->sweep.trials_size()) {
     return absl::InvalidArgumentError(absl::StrCat("maxTrials: ", rec->sweep.trials_size(),
                                                    " trials exist already; got ",

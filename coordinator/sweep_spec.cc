@@ -1090,6 +1090,20 @@ absl::Status ValidateSweepSpec(const v1::SweepSpec& spec) {
   return errors.ToStatus();
 }
 
+absl::Status ValidateTrialCounts(int64_t parallel_trials, int64_t max_trials,
+                                 int64_t max_failed_trials) {
+  const std::map<std::string, int> no_lines;
+  Errors errors(&no_lines);
+  if (parallel_trials != 0) {
+    CheckRange("parallelTrials", kParallelTrialsRule, parallel_trials, &errors);
+  }
+  if (max_trials != 0) CheckRange("maxTrials", kMaxTrialsRule, max_trials, &errors);
+  if (max_failed_trials != 0) {
+    CheckRange("maxFailedTrials", kMaxFailedTrialsRule, max_failed_trials, &errors);
+  }
+  return errors.ToStatus();
+}
+
 absl::StatusOr<tuner::SearchSpace> SearchSpaceOf(const v1::SweepSpec& spec) {
   const std::map<std::string, int> no_lines;
   Errors errors(&no_lines);

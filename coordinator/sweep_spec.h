@@ -108,6 +108,13 @@ void ApplySweepSpecDefaults(v1::SweepSpec* spec);
 // the same rules as ParseSweepSpec; errors name the field path, no line.
 absl::Status ValidateSweepSpec(const v1::SweepSpec& spec);
 
+// New trial counts for UpdateSweep (0: unchanged) against the bounds a spec's
+// own parallelTrials, maxTrials and maxFailedTrials have (the same rules),
+// so an update cannot set what a spec could not (2^31 trials).
+// INVALID_ARGUMENT naming the field.
+absl::Status ValidateTrialCounts(int64_t parallel_trials, int64_t max_trials,
+                                 int64_t max_failed_trials);
+
 // The tuner's search space of a spec's parameters, in spec order.
 // INVALID_ARGUMENT (naming parameters[i]) for parameters ValidateSweepSpec
 // would refuse.
