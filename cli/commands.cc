@@ -23,9 +23,18 @@ void SetDeadline(grpc::ClientContext& ctx) {
   ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
 }
 
+// Whether an UNAVAILABLE came from not reaching the coordinator, rather than
+// from a coordinator that answered (e.g. "the store could not save the
+// job"): only then is "is a coordinator running?" the right hint. A channel
+// that reached its server stays READY after the call; one that could not
+// connect is in TRANSIENT_FAILURE (or still connecting/idle).
+bool Unreachable(const Context& ctx) {
+  return !ctx.channel || ctx.channel->GetState(false) != GRPC_CHANNEL_READY;
+}
+
 int Fail(Context& ctx, const grpc::Status& s) {
   std::string hint;
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && Unreachable(ctx)) {
     hint = absl::StrCat(
         " (is a coordinator running at ", ctx.coordinator,
         "? set --coordinator or GANGWAY_COORDINATOR",

@@ -21,14 +21,22 @@ int64_t Now() { return common::SystemClock().NowMs(); }
 int Fail(Context& ctx, const grpc::Status& s) {
   *ctx.err << "error: " << s.error_message() << "\n";
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-                 s.error_code() == grpc::StatusCode::NOT_FOUND
+                 s.error_code() == grpc::StatusCode::NOT_FOUND ||
+                 s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED
              ? 2
              : 1;
 }
 
-std::unique_ptr<v1::Sweeps::Stub> Stub(Context& ctx) {
-  return v1::Sweeps::NewStub(ctx.channel);
+// get, cancel and watch try the id as a job first and come here when there is
+// no such job: if there is no such sweep either, say so of both, not only of
+// the sweep ("no sweep named" for a mistyped job id misleads).
+int FailLookup(Context& ctx, const std::string& id, const grpc::Status& s) {
+  if (s.error_code() != grpc::StatusCode::NOT_FOUND) return Fail(ctx, s);
+  *ctx.err << "error: no job or sweep named '" << id << "'\n";
+  return 2;
 }
+
+std::unique_ptr<v1::Sweeps::Stub> Stub(Context& ctx) { return v1::Sweeps::NewStub(ctx.channel); }
 
 void Print(Context& ctx, const v1::Sweep& sweep) {
   switch (ctx.output) {
@@ -193,7 +201,7 @@ grpc::Status Fetch(Context& ctx, const std::string& id, v1::Sweep* sweep) {
 
 int GetSweep(Context& ctx, const std::string& id) {
   v1::Sweep sweep;
-  if (grpc::Status s = Fetch(ctx, id, &sweep); !s.ok()) return Fail(ctx, s);
+  if (grpc::Status s = Fetch(ctx, id, &sweep); !s.ok()) return FailLookup(ctx, id, s);
   Print(ctx, sweep);
   return 0;
 }
@@ -254,7 +262,7 @@ int WatchSweep(Context& ctx, const std::string& id, bool terminal) {
   }
   if (terminal && any) *ctx.out << "\n";
   grpc::Status s = reader->Finish();
-  if (!s.ok()) return Fail(ctx, s);
+  if (!s.ok()) return FailLookup(ctx, id, s);
   if (!any || sweep.state() == v1::SWEEP_STATE_RUNNING) {
     *ctx.err << "error: the watch ended before the sweep did\n";
     return 1;
@@ -270,7 +278,7 @@ int CancelSweep(Context& ctx, const std::string& id) {
   grpc::ClientContext rpc;
   rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
   grpc::Status s = Stub(ctx)->CancelSweep(&rpc, req, &sweep);
-  if (!s.ok()) return Fail(ctx, s);
+  if (!s.ok()) return FailLookup(ctx, id, s);
   *ctx.out << "sweep/" << sweep.id() << " cancelled\n";
   return 0;
 }

@@ -159,6 +159,147 @@ TEST(InputIntegration, OversizedRequestsAreRefusedAndTheCoordinatorStaysUp) {
   EXPECT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 10s));
 }
 
+// Specs and requests found by trying the product, each once refused badly
+// or not at all; each now gets a clear error through the real CLI and RPC.
+TEST(InputIntegration, HostileSpecsGetClearErrorsFromTheCli) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+
+  // Invalid UTF-8 exited 1 with an empty message (the request failed to
+  // serialize in the CLI).
+  RunResult r = cluster.Cli(
+      {"submit", cluster.WriteSpec("latin1.yaml", "name: bad\ncommand: [x]\nargs: [caf\xe9]\n")});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("line 3 (byte 33): spec is not valid UTF-8 (byte 0xe9)"), std::string::npos)
+      << r.err;
+
+  // Aliases: a 104 KB spec of them became a 100 MB stored job.
+  r = cluster.Cli(
+      {"submit", cluster.WriteSpec("alias.yaml", "name: a\ncommand: &c [x]\nargs: *c\n")});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("line 3: aliases are not supported"), std::string::npos) << r.err;
+
+  // 600 KB of arguments x 8 processes: a 4.8 MB launch wedged the node.
+  r = cluster.Cli({"submit", cluster.WriteSpec("wide.yaml",
+                                               "name: wide\nprocsPerNode: 8\nresources: {cpus: "
+                                               "0.1}\ncommand: [x]\nargs: [" +
+                                                   std::string(600'000, 'a') + "]\n")});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("procsPerNode: one node's launch would be about 4.8 MB"), std::string::npos)
+      << r.err;
+
+  // 262,144 ranks on two 2-cpu nodes: accepted, it waited forever.
+  r = cluster.Cli({"submit", cluster.WriteSpec("huge.yaml",
+                                               "name: huge\nreplicas: 1024\nprocsPerNode: 2\n"
+                                               "command: [x]\n")});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("line 2: replicas: the 2 registered nodes can never hold this job"),
+            std::string::npos)
+      << r.err;
+
+  // A missing job was reported as a missing sweep.
+  r = cluster.Cli({"get", "nope-1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no job or sweep named 'nope-1'"), std::string::npos) << r.err;
+  r = cluster.Cli({"cancel", "nope-1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no job or sweep named 'nope-1'"), std::string::npos) << r.err;
+
+  // A spec sent as a proto: two 3 MiB ones made `list` fail for everyone.
+  v1::SubmitJobRequest big;
+  big.mutable_spec()->set_name("big");
+  big.mutable_spec()->add_command("x");
+  big.mutable_spec()->add_args(std::string(3 << 20, 'a'));
+  v1::Job job;
+  grpc::ClientContext ctx;
+  grpc::Status s = cluster.stub().SubmitJob(&ctx, big, &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("the limit is 1048576"), std::string::npos) << s.error_message();
+
+  // Nothing was stored, and `list` works.
+  std::optional<v1::ListJobsResponse> all = cluster.ListJobs(true);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->jobs_size(), 0);
+  EXPECT_EQ(cluster.Cli({"list", "-a"}).code, 0);
+}
+
+// The hint "is a coordinator running?" belongs to a coordinator that could
+// not be reached, and only there.
+TEST(InputIntegration, UnreachableCoordinatorGetsTheHint) {
+  TempDir dir;
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
+  RunResult r = RunCommand(
+      dir, {CliBinary(), "--coordinator", "127.0.0.1:" + std::to_string(port), "list"}, 30s);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is a coordinator running at"), std::string::npos) << r.err;
+}
+
+// Right after a coordinator restart, before the nodes are back, a valid job
+// was refused ("the largest node has 0 cpus"): it waits Pending instead.
+TEST(InputIntegration, SubmitRightAfterARestartWaitsForTheNodes) {
+  Cluster cluster;
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+  ASSERT_TRUE(cluster.StartAgent(0));
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReadyNodes() == 1; }, 10s));
+  const std::string running =
+      cluster.Submit("name: running\nresources: {cpus: 1}\ncommand: [sleep, '30']\n");
+  ASSERT_TRUE(cluster.WaitForState(running, v1::JOB_STATE_RUNNING, 10s));
+  // The node stays away: its agent is stopped before the coordinator is.
+  cluster.agent(0).Signal(SIGKILL);
+  ASSERT_TRUE(cluster.StopCoordinator());
+  ASSERT_TRUE(cluster.StartCoordinator(listen));
+
+  RunResult r = cluster.Cli({"submit", cluster.WriteSpec("after.yaml",
+                                                         "name: after\nresources: {cpus: 2}\n"
+                                                         "command: [\"true\"]\n")});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::optional<v1::ListJobsResponse> all = cluster.ListJobs(true);
+  ASSERT_TRUE(all);
+  bool found = false;
+  for (const v1::Job& j : all->jobs()) {
+    if (j.spec().name() != "after") continue;
+    found = true;
+    EXPECT_EQ(j.state(), v1::JOB_STATE_PENDING);
+  }
+  EXPECT_TRUE(found);
+}
+
+// `printf 'loss=\377\n'` in a trial dropped the agent's session every time
+// it was printed (the point was not UTF-8, so the message did not
+// serialize) and the trial lost its objective.
+TEST(InputIntegration, InvalidUtf8MetricKeepsTheSessionAndTheObjective) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string spec = cluster.WriteSpec(
+      "bytes.yaml",
+      "kind: Sweep\nname: bytes\nobjective: {metric: loss, type: minimize}\n"
+      "parameters:\n  - {name: x, type: discrete, values: [1]}\nalgorithm: {name: grid}\n"
+      "maxTrials: 1\ntrialTemplate:\n  resources: {cpus: 1, memory: 64Mi}\n"
+      "  command: [sh, -c, \"printf 'loss=\\\\377\\\\n'; sleep 0.5; printf 'loss=0.5\\\\n'\"]\n");
+  RunResult r = cluster.Cli({"submit", spec});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(sweep/(\S+) submitted)"))) << r.out;
+  const std::string id = m[1];
+  RunResult best;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        best = cluster.Cli({"best", id});
+        return best.code == 0;
+      },
+      20s))
+      << best.err;
+  EXPECT_NE(best.out.find("loss=0.5"), std::string::npos) << best.out;
+  EXPECT_EQ(cluster.ReadyNodes(), 2);
+  const std::string log =
+      ReadFile(cluster.dir().Sub("node-0.log")) + ReadFile(cluster.dir().Sub("node-1.log"));
+  EXPECT_EQ(log.find("serializ"), std::string::npos) << log;
+}
+
 // `gangway local` runs coordinator and agents in one process: no cluster.
 class LocalIntegration : public ::testing::Test {
  protected:
