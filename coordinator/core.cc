@@ -261,9 +261,8 @@ void Core::Submit(const v1::SubmitJobRequest& request, JobCallback done, const P
     // A proto has no text to bound before parsing; bound what it holds, as
     // for YAML, so one job cannot crowd `list` past gRPC's message limit.
     if (const size_t bytes = request.spec().ByteSizeLong(); bytes > common::kMaxSpecBytes) {
-      done(absl::ResourceExhaustedError(absl::StrCat("spec is ", bytes,
-                                                     " bytes serialized; the limit is ",
-                                                     common::kMaxSpecBytes)));
+      done(absl::ResourceExhaustedError(absl::StrCat(
+          "spec is ", bytes, " bytes serialized; the limit is ", common::kMaxSpecBytes)));
       return;
     }
     parsed.spec = request.spec();
@@ -858,19 +857,34 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
         "register.inventory: cpus and memory must be >= 0 and a node has at most 64 GPUs");
   }
   NodeRec& node = NodeFor(name);
+  const int64_t now = clock_->NowMs();
+  // Two agents under one name (a cloned machine) would take turns stealing
+  // the node and fail each other's jobs as lost: while the first is live
+  // (connected, heard from within the node timeout), another instance is
+  // refused. Its agent retries, so it takes over once the first is gone.
+  if (node.session != 0 && node.session != session && !node.instance.empty() &&
+      reg.instance() != node.instance &&
+      now - node.node.last_seen_ms() <= options_.node_timeout_ms) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", name, " is already connected from another agent (heard from ",
+                     (now - node.node.last_seen_ms()) / 1000.0,
+                     " s ago); a second agent with the same --name (a cloned machine?) is refused "
+                     "while the first is live"));
+  }
   if (node.session != 0 && node.session != session) {
     // The agent reconnected before its old stream was noticed as gone.
     sessions_.erase(node.session);
     sink_->Close(node.session, absl::AbortedError("replaced by a newer session of this node"));
   }
   node.session = session;
+  node.instance = reg.instance();
   node.lost = false;
   sessions_[session] = name;
   node.node.set_address(reg.address().empty() ? name : reg.address());
   *node.node.mutable_inventory() = inv;
   node.gpu_topology = GpuTopologyFromInventory(inv);
   node.node.set_state(v1::NODE_STATE_READY);
-  node.node.set_last_seen_ms(clock_->NowMs());
+  node.node.set_last_seen_ms(now);
   GW_LOG_INFO("node={} registered session={} cpus={} gpus={} ranks_reported={}", name, session,
               inv.milli_cpus() / 1000.0, inv.gpus_size(), reg.ranks_size());
   Reconcile(node, reg);

@@ -146,8 +146,9 @@ class Core final : private TrialHost {
  private:
   struct NodeRec {
     v1::Node node;
-    int64_t session = 0;  // 0: not connected
-    bool lost = false;    // NodeLost ran since it last registered
+    int64_t session = 0;   // 0: not connected
+    std::string instance;  // Register.instance of the connected agent
+    bool lost = false;     // NodeLost ran since it last registered
     // Built once per registration; null when the node reports no GPU links.
     std::shared_ptr<const GpuTopology> gpu_topology;
     int64_t free_milli_cpus = 0;
