@@ -297,6 +297,11 @@ std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
                                                    const Eigen::VectorXd& y, int init) const {
   const int p = space.size();
   if (!options_.trust_region || p < options_.trust_region_min_dims) return {};
+  const int since_init = static_cast<int>(input.trial_count) - init;
+  if (options_.trust_region_global_every > 0 &&
+      since_init % options_.trust_region_global_every == options_.trust_region_global_every - 1) {
+    return {};  // A global step: the region alone cannot leave a local basin.
+  }
   // The side length replays TuRBO's rule over the history in order (pure,
   // so a restarted tuner gets the same region): doubled after 3 successes
   // in a row (a new best by 1e-3 relative), halved after max(4, d)

@@ -83,6 +83,8 @@ struct BayesianOptions {
   // Initial side of the region in the unit cube; 0: TuRBO's 0.8 below 4
   // parameters, 0.4 from 4 (measured: benchmarks/tuner/README.md).
   double trust_region_length = 0;
+  // Every k-th model-based ask searches the whole box (0: never).
+  int trust_region_global_every = 0;
   // L-BFGS iterations of a scheduled refit beyond `refit_every_below`: it
   // starts at the previous fit, which is close.
   int large_refit_iterations = 25;

@@ -53,6 +53,7 @@ struct Args {
   int reflect_local = -1;
   int trust_region = -1;
   double trust_region_length = 0;
+  int global_every = -1;
   bool quiet = false;
 };
 
@@ -190,6 +191,7 @@ int Main(const Args& args) {
           opts.bayesian.trust_region = args.trust_region > 0;
           if (args.trust_region > 0) opts.bayesian.trust_region_min_dims = args.trust_region;
         }
+        if (args.global_every >= 0) opts.bayesian.trust_region_global_every = args.global_every;
         if (args.trust_region_length > 0) {
           opts.bayesian.trust_region_length = args.trust_region_length;
         }
@@ -320,6 +322,8 @@ int main(int argc, char** argv) {
       args.centre_first = std::stoi(next());
     } else if (a == "--reflect-local") {
       args.reflect_local = std::stoi(next());
+    } else if (a == "--global-every") {
+      args.global_every = std::stoi(next());
     } else if (a == "--trust-region-length") {
       args.trust_region_length = std::stod(next());
     } else if (a == "--trust-region") {
@@ -332,7 +336,7 @@ int main(int argc, char** argv) {
                    "--digits-script --diabetes-script --label --initial-points --transform "
                    "--ls-prior-mean "
                    "--restarts --full-fit-every --centre-first 0|1 --reflect-local 0|1 "
-                   "--trust-region MIN_DIMS|0 --trust-region-length L --quiet\n";
+                   "--trust-region MIN_DIMS|0 --trust-region-length L --global-every K --quiet\n";
       return 2;
     }
   }

@@ -296,9 +296,10 @@ TEST(BayesianTest, LocalCandidatesReflectOffTheBounds) {
 
 // Mean L-infinity distance of the model's proposals (after the initial
 // design) from the best result before each.
-double MeanStepFromBest(bool trust_region) {
+double MeanStepFromBest(bool trust_region, int global_every = 0) {
   TunerOptions o;
   o.bayesian.trust_region = trust_region;
+  o.bayesian.trust_region_global_every = global_every;
   o.bayesian.trust_region_min_dims = 2;
   o.bayesian.trust_region_length = 0.02;
   Tuner t = Make(UnitBox(3), Algorithm::kBayesian, 6, o);
@@ -324,6 +325,8 @@ TEST(BayesianTest, TrustRegionKeepsProposalsNearTheBest) {
   const double with = MeanStepFromBest(true), without = MeanStepFromBest(false);
   EXPECT_LT(with, 0.08);
   EXPECT_GT(without, 2 * with);
+  // Every other ask searching the whole box moves further on average.
+  EXPECT_GT(MeanStepFromBest(true, 2), 2 * with);
 }
 
 TEST(BayesianTest, MaximizesWithCategoricalsAndInts) {
