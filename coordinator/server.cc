@@ -562,7 +562,8 @@ struct CoordinatorServer::Impl final : public AgentSink,
           const int64_t now = clock.NowMs();
           for (size_t i = 0; i < points.size(); ++i) {
             // The bounds the agent applies to what ranks print.
-            if (absl::Status s = common::CheckMetricPoint(points[i], absl::StrCat("points[", i, "]"));
+            if (absl::Status s =
+                    common::CheckMetricPoint(points[i], absl::StrCat("points[", i, "]"));
                 !s.ok()) {
               return s;
             }
@@ -762,6 +763,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       SqliteStore::Open((std::filesystem::path(options.state_dir) / "gangway.db").string());
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
+  if (absl::StatusOr<std::string> durability = impl->store->Durability(); durability.ok()) {
+    GW_LOG_INFO("store {} {}", options.state_dir, *durability);
+  }
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *creds, &impl->port);

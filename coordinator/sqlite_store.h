@@ -29,6 +29,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job_id) override;
   absl::Status Save(const WriteBatch& batch) override;
 
+  // "journal_mode=wal synchronous=2" as SQLite reports them: what an
+  // acknowledged write survives (2 = FULL: a power loss too). Logged at
+  // start.
+  absl::StatusOr<std::string> Durability();
+
  private:
   struct CloseDb {
     void operator()(sqlite3* db) const;

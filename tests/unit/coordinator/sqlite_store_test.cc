@@ -77,6 +77,16 @@ class SqliteStoreTest : public ::testing::Test {
   std::string path_;
 };
 
+TEST_F(SqliteStoreTest, CommitsAreDurableAgainstPowerLoss) {
+  // WAL with synchronous=FULL (2): NORMAL would lose the last commits of an
+  // acknowledged batch on a power cut.
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::string> durability = store->Durability();
+  ASSERT_TRUE(durability.ok()) << durability.status();
+  EXPECT_EQ(*durability, "journal_mode=wal synchronous=2");
+}
+
 TEST_F(SqliteStoreTest, EmptyStoreLoadsNothing) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
