@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   int agents_n = 4, jobs_n = 2000, clients = 4;
   double rate = 0;  // submissions per second in all; 0 = as fast as the clients go
   bool tls = false;
+  std::string sync = "full";
   std::string state = "/tmp/gangway-e2e-load";
   app.add_option("--agents", agents_n);
   app.add_option("--jobs", jobs_n);
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   app.add_option("--state", state);
   app.add_option("--rate", rate, "paced submissions per second (open loop); 0 = burst");
   app.add_flag("--tls", tls, "TLS, node certificates and a token, as a secured cluster");
+  app.add_option("--store-sync", sync, "full (the default, power-loss safe) or normal")
+      ->check(CLI::IsMember({"full", "normal"}));
   CLI11_PARSE(app, argc, argv);
   common::SetupLogging("warn");
   std::filesystem::remove_all(state);
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   coordinator::ServerOptions so;
   so.listen = "127.0.0.1:0";
   so.state_dir = state;
+  so.store_full_sync = sync == "full";
   const std::string certs = state + "/certs";
   std::string token;
   if (tls) {
@@ -161,7 +165,7 @@ int main(int argc, char** argv) {
   };
   const double secs = (last_end - first_create) / 1000.0;
   const double submit_secs = std::chrono::duration<double>(t_submitted - t0).count();
-  std::cout << (tls ? "tls " : "plaintext ") << "rate "
+  std::cout << (tls ? "tls " : "plaintext ") << "store-sync " << sync << " rate "
             << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n
             << " clients " << clients << " jobs " << jobs_n << " succeeded " << succeeded
             << " failed_submits " << failed << "\n"

@@ -759,8 +759,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       common::MakeServerCredentials(options.tls);
   if (!creds.ok()) return creds.status();
-  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
-      SqliteStore::Open((std::filesystem::path(options.state_dir) / "gangway.db").string());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(
+      (std::filesystem::path(options.state_dir) / "gangway.db").string(), options.store_full_sync);
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
   if (absl::StatusOr<std::string> durability = impl->store->Durability(); durability.ok()) {

@@ -33,6 +33,8 @@ struct ServerOptions {
   bool insecure = false;
   // JSON lines of mutating and refused calls; default STATE/audit.log.
   std::string audit_log;
+  // SqliteStore::Open's full_sync: false only to measure what it costs.
+  bool store_full_sync = true;
 };
 
 class CoordinatorServer {

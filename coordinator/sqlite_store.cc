@@ -9,7 +9,8 @@
 
 namespace gangway::coordinator {
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                               bool full_sync) {
   std::unique_ptr<SqliteStore> store(new SqliteStore());
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
@@ -26,7 +27,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
            // only a crash: FULL syncs the WAL at each commit. Writes are
            // batched per loop turn, so this is one fsync per turn
            // (benchmarks/README.md has the cost).
-           "PRAGMA synchronous=FULL",
+           full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
            "state INTEGER NOT NULL, data BLOB NOT NULL)",
            "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "

@@ -20,8 +20,11 @@ namespace gangway::coordinator {
 class SqliteStore final : public Store {
  public:
   // Opens (creating if needed) `path`. Errors: UNAVAILABLE when the file
-  // cannot be opened or the schema cannot be created.
-  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  // cannot be opened or the schema cannot be created. `full_sync` false
+  // (synchronous=NORMAL) survives a process crash but not a power loss:
+  // only for measuring what FULL costs.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                           bool full_sync = true);
   ~SqliteStore() override;
 
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
