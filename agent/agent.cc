@@ -42,18 +42,6 @@ namespace {
 using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::CoordinatorMessage>;
 using RankKey = std::tuple<std::string, int32_t, int32_t>;  // job, attempt, rank
 
-// The user a job asks for. LaunchGang carries it once the coordinator sends
-// it (proto LaunchGang.user, set from JobSpec.user); until then every job
-// gets the default workload user.
-template <typename Launch>
-std::string RequestedUser(const Launch& launch) {
-  if constexpr (requires { launch.user(); }) {
-    return launch.user();
-  } else {
-    return "";
-  }
-}
-
 // Best effort, as the supervisor does: the log is where a user looks first
 // when a rank never ran.
 void AppendToLog(const std::string& path, const std::string& line) {
@@ -265,9 +253,8 @@ struct Agent::Impl {
     gs->set_master_port(port);
     std::vector<v1::AgentMessage> failures;
     // The node's policy decides, with its own passwd database.
-    const std::string requested = RequestedUser(launch);
     const absl::StatusOr<UserIdentity> user =
-        policy.ok() ? policy->ForJob(requested, options.name) : policy.status();
+        policy.ok() ? policy->ForJob(launch.user(), options.name) : policy.status();
     if (!user.ok()) {
       GW_LOG_WARN("node={} job={}: {}", options.name, launch.job_id(),
                   std::string(user.status().message()));

@@ -1,6 +1,7 @@
 // Ranks as the node's workload user: never root by default, a clean
 // environment, and clear reasons in the rank's log when the user cannot
 // run what a job asks for. Real binaries on loopback.
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,13 +19,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kAgentSecret[] = "GANGWAY_IT_AGENT_SECRET";
-
-// Whether the agent is told the job's user (a template, so a missing field
-// reads as false instead of a compile error).
-template <typename Launch>
-constexpr bool kLaunchHasUser = requires(const Launch& launch) {
-  launch.user();
-};
 
 ClusterOptions OneAgent() {
   ClusterOptions options;
@@ -71,23 +65,49 @@ TEST(WorkloadIntegration, RanksRunUnprivilegedWithoutTheAgentsEnvironment) {
 }
 
 TEST(WorkloadIntegration, AJobAskingForRootFailsAndItsLogSaysWhy) {
-  if constexpr (!kLaunchHasUser<v1::LaunchGang>) {
-    GTEST_SKIP() << "LaunchGang carries no user yet (proto LaunchGang.user, set by the "
-                    "coordinator from JobSpec.user)";
-  }
   Cluster cluster(OneAgent());
   ASSERT_TRUE(StartOneNode(cluster));
   v1::Job submitted;
   grpc::Status s = cluster.SubmitYaml(OneRankJob("as-root", "id", "user: root\n"), &submitted);
-  if (!s.ok() && s.error_message().find("user") != std::string::npos) {
-    GTEST_SKIP() << "the spec does not take `user:` yet: " << s.error_message();
-  }
   ASSERT_TRUE(s.ok()) << s.error_message();
   v1::Job job;
   ASSERT_TRUE(cluster.WaitForState(submitted.id(), v1::JOB_STATE_FAILED, 20s, &job));
   EXPECT_THAT(cluster.Logs(submitted.id(), 0).value_or(""),
               HasSubstr("gangway: node node-0 does not allow jobs to run as 'root' "
                         "(gangway-agent --allow-user, --allow-root-workloads)"));
+}
+
+TEST(WorkloadIntegration, AJobRunsAsAUserTheNodeAllows) {
+  if (::geteuid() != 0) GTEST_SKIP() << "an agent that is not root runs ranks as itself";
+  // `daemon` (uid 1) exists on Debian and most distributions.
+  if (::getpwnam("daemon") == nullptr) GTEST_SKIP() << "no 'daemon' account here";
+  const std::string uid = std::to_string(::getpwnam("daemon")->pw_uid);
+  ClusterOptions options = OneAgent();
+  options.agent_flags = {"--allow-user", "daemon"};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(OneRankJob("as-daemon", "id", "user: daemon\n"));
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 20s, &job))
+      << cluster.Logs(id, 0).value_or("(no log)");
+  EXPECT_THAT(cluster.Logs(id, 0).value_or(""), HasSubstr("uid=" + uid + "(daemon)"));
+}
+
+TEST(WorkloadIntegration, UnderTlsRanksGetTheCoordinatorsCaAsPem) {
+  ClusterOptions options = OneAgent();
+  options.secure = true;
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(
+      "name: ca\nreplicas: 1\nprocsPerNode: 1\nresources:\n  cpus: 1\n  memory: 64Mi\n"
+      "command: [sh, -c]\nargs:\n  - 'printf \"%s\" \"$GANGWAY_TLS_CA\"'\nrestartPolicy: Never\n");
+  v1::Job job;
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 20s, &job))
+      << cluster.Logs(id, 0).value_or("(no log)");
+  const std::string ca = ReadFile(cluster.CertPath("ca.crt"));
+  ASSERT_THAT(ca, HasSubstr("-----BEGIN CERTIFICATE-----"));
+  // The PEM text itself, not the agent's path to it.
+  EXPECT_EQ(cluster.Logs(id, 0).value_or(""), ca);
 }
 
 TEST(WorkloadIntegration, ACommandThatTheWorkloadUserCannotReachFailsWithTheReason) {
