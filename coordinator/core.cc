@@ -53,6 +53,7 @@ absl::Status Core::Recover() {
   absl::StatusOr<std::vector<v1::Job>> loaded = store_->LoadJobs();
   if (!loaded.ok()) return loaded.status();
   const int64_t now = clock_->NowMs();
+  const int64_t mono = clock_->MonotonicMs();
   for (v1::Job& job : *loaded) {
     next_seq_ = std::max(next_seq_, job.seq() + 1);
     std::string id = job.id();
@@ -61,10 +62,12 @@ absl::Status Core::Recover() {
     // A job never launched has waited since it was created; one waiting for
     // a relaunch, since a moment this store does not keep: count from now.
     if (j.state() == v1::JOB_STATE_PENDING) {
-      pending_.emplace(id, j.attempt() == 0 ? j.create_time_ms() : now);
+      pending_.emplace(id, j.attempt() == 0 ? MonoAt(j.create_time_ms()) : mono);
+      if (j.relaunch_after_ms() > now) relaunch_at_[id] = MonoAt(j.relaunch_after_ms());
     }
     if (!IsTerminal(j.state()) && j.spec().active_deadline_seconds() > 0) {
-      deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
+      deadlines_.emplace(MonoAt(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000),
+                         id);
     }
     if (HoldsResources(j.state())) {
       // Nodes learn of their ranks again when they register; until then they
@@ -72,6 +75,7 @@ absl::Status Core::Recover() {
       for (const auto& rank : j.ranks()) {
         NodeRec& node = NodeFor(rank.node());
         node.node.set_last_seen_ms(now + options_.recovery_grace_ms);
+        node.heard_mono = mono + options_.recovery_grace_ms;
       }
       Allocate(j, true);
     }
@@ -120,7 +124,7 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
   job.set_state(to);
   job.set_reason(std::move(reason));
   if (to == v1::JOB_STATE_PENDING) {
-    pending_.emplace(job.id(), clock_->NowMs());
+    pending_.emplace(job.id(), clock_->MonotonicMs());
     schedule_needed_ = true;
   }
   if (IsTerminal(to)) job.set_end_time_ms(clock_->NowMs());
@@ -308,7 +312,7 @@ std::string Core::AddJob(v1::JobSpec spec, const std::string& sweep_id, const st
   v1::Job& j = jobs_.emplace(id, std::move(job)).first->second;
   SetState(j, v1::JOB_STATE_PENDING, "waiting to be scheduled");
   if (j.spec().active_deadline_seconds() > 0) {
-    deadlines_.emplace(j.create_time_ms() + j.spec().active_deadline_seconds() * 1000, id);
+    deadlines_.emplace(clock_->MonotonicMs() + j.spec().active_deadline_seconds() * 1000, id);
   }
   return id;
 }
@@ -644,17 +648,20 @@ void Core::Schedule() {
   }
   std::vector<PendingJob> pending;
   pending.reserve(pending_.size());
-  const int64_t now = clock_->NowMs();
+  const int64_t now = clock_->MonotonicMs();
   next_relaunch_ms_ = 0;
   for (const auto& [id, since] : pending_) {
     const v1::Job& job = jobs_.at(id);
-    if (job.relaunch_after_ms() > now) {
-      // Backing off after a failure: not placed, holds nothing, keeps its
-      // reason; Tick schedules again when the wait is over.
-      if (next_relaunch_ms_ == 0 || job.relaunch_after_ms() < next_relaunch_ms_) {
-        next_relaunch_ms_ = job.relaunch_after_ms();
+    if (auto wait = relaunch_at_.find(id); wait != relaunch_at_.end()) {
+      if (wait->second > now) {
+        // Backing off after a failure: not placed, holds nothing, keeps its
+        // reason; Tick schedules again when the wait is over.
+        if (next_relaunch_ms_ == 0 || wait->second < next_relaunch_ms_) {
+          next_relaunch_ms_ = wait->second;
+        }
+        continue;
       }
-      continue;
+      relaunch_at_.erase(wait);
     }
     const auto& spec = job.spec();
     const bool reserve = options_.reserve_after_ms > 0 && now - since >= options_.reserve_after_ms;
@@ -771,6 +778,7 @@ void Core::MaybeFinishStop(v1::Job& job) {
     const int64_t delay = RestartBackoffMs(job.restarts(), options_.restart_backoff_ms,
                                            options_.restart_backoff_max_ms);
     job.set_relaunch_after_ms(delay > 0 ? clock_->NowMs() + delay : 0);
+    if (delay > 0) relaunch_at_[job.id()] = clock_->MonotonicMs() + delay;
     std::string reason = job.reason();
     if (delay > 0) {
       absl::StrAppend(&reason, "; restart ", job.restarts(), " waits ", delay / 1000.0,
@@ -857,17 +865,16 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
         "register.inventory: cpus and memory must be >= 0 and a node has at most 64 GPUs");
   }
   NodeRec& node = NodeFor(name);
-  const int64_t now = clock_->NowMs();
+  const int64_t now = clock_->MonotonicMs();
   // Two agents under one name (a cloned machine) would take turns stealing
   // the node and fail each other's jobs as lost: while the first is live
   // (connected, heard from within the node timeout), another instance is
   // refused. Its agent retries, so it takes over once the first is gone.
   if (node.session != 0 && node.session != session && !node.instance.empty() &&
-      reg.instance() != node.instance &&
-      now - node.node.last_seen_ms() <= options_.node_timeout_ms) {
+      reg.instance() != node.instance && now - node.heard_mono <= options_.node_timeout_ms) {
     return absl::FailedPreconditionError(
         absl::StrCat("node ", name, " is already connected from another agent (heard from ",
-                     (now - node.node.last_seen_ms()) / 1000.0,
+                     (now - node.heard_mono) / 1000.0,
                      " s ago); a second agent with the same --name (a cloned machine?) is refused "
                      "while the first is live"));
   }
@@ -884,7 +891,8 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   *node.node.mutable_inventory() = inv;
   node.gpu_topology = GpuTopologyFromInventory(inv);
   node.node.set_state(v1::NODE_STATE_READY);
-  node.node.set_last_seen_ms(now);
+  node.node.set_last_seen_ms(clock_->NowMs());
+  node.heard_mono = now;
   GW_LOG_INFO("node={} registered session={} cpus={} gpus={} ranks_reported={}", name, session,
               inv.milli_cpus() / 1000.0, inv.gpus_size(), reg.ranks_size());
   Reconcile(node, reg);
@@ -1045,6 +1053,7 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
   if (s == sessions_.end()) return;  // a replaced or timed-out session
   NodeRec& node = nodes_.at(s->second);
   node.node.set_last_seen_ms(clock_->NowMs());
+  node.heard_mono = clock_->MonotonicMs();
   switch (msg.msg_case()) {
     case v1::AgentMessage::kHeartbeat:
     case v1::AgentMessage::kRegister:  // only valid first; ignored later
@@ -1139,16 +1148,15 @@ void Core::NodeLost(NodeRec& node, const std::string& why) {
 // Loop
 
 void Core::Tick() {
-  const int64_t now = clock_->NowMs();
+  const int64_t now = clock_->MonotonicMs();
   if (next_relaunch_ms_ != 0 && now >= next_relaunch_ms_) schedule_needed_ = true;
   for (auto& [name, node] : nodes_) {
-    const bool silent = now - node.node.last_seen_ms() > options_.node_timeout_ms;
+    const bool silent = now - node.heard_mono > options_.node_timeout_ms;
     // A NotReady stand-in still holding jobs (after a coordinator restart)
     // times out the same way.
     if (silent &&
         (node.node.state() == v1::NODE_STATE_READY || (!node.jobs.empty() && !node.lost))) {
-      NodeLost(node,
-               absl::StrCat("no heartbeat for ", (now - node.node.last_seen_ms()) / 1000.0, " s"));
+      NodeLost(node, absl::StrCat("no heartbeat for ", (now - node.heard_mono) / 1000.0, " s"));
     }
   }
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {

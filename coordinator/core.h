@@ -146,7 +146,10 @@ class Core final : private TrialHost {
  private:
   struct NodeRec {
     v1::Node node;
-    int64_t session = 0;   // 0: not connected
+    int64_t session = 0;  // 0: not connected
+    // When the node was last heard from, on the monotonic clock (liveness);
+    // node.last_seen_ms is the same moment in wall time, for people.
+    int64_t heard_mono = 0;
     std::string instance;  // Register.instance of the connected agent
     bool lost = false;     // NodeLost ran since it last registered
     // Built once per registration; null when the node reports no GPU links.
@@ -207,8 +210,12 @@ class Core final : private TrialHost {
   std::unordered_map<std::string, v1::Job> jobs_;
   std::map<std::string, NodeRec> nodes_;  // ordered: stable scheduling input
   std::unordered_map<int64_t, std::string> sessions_;
-  std::map<std::string, int64_t> pending_;         // job -> Pending since (ms)
-  std::multimap<int64_t, std::string> deadlines_;  // deadline ms -> job
+  // Durations are measured on the monotonic clock (common::Clock).
+  std::map<std::string, int64_t> pending_;         // job -> Pending since (monotonic ms)
+  std::multimap<int64_t, std::string> deadlines_;  // deadline (monotonic ms) -> job
+  // Jobs backing off after a failure -> when they may be placed (monotonic
+  // ms); Job.relaunch_after_ms is the same moment in wall time.
+  std::unordered_map<std::string, int64_t> relaunch_at_;
   int64_t next_seq_ = 1;
 
   // Work of the current loop turn.
@@ -222,6 +229,10 @@ class Core final : private TrialHost {
   // The earliest relaunch_after_ms of a job backing off, 0 for none: Tick
   // schedules again when it has passed.
   int64_t next_relaunch_ms_ = 0;
+  // The monotonic time of a wall-clock moment, as far as it is from now.
+  int64_t MonoAt(int64_t wall_ms) const {
+    return clock_->MonotonicMs() + (wall_ms - clock_->NowMs());
+  }
 
   SweepController sweeps_{this};
   std::map<std::string, std::map<int64_t, Watcher>> watchers_;
