@@ -329,6 +329,30 @@ TEST(BayesianTest, TrustRegionKeepsProposalsNearTheBest) {
   EXPECT_GT(MeanStepFromBest(true, 2), 2 * with);
 }
 
+TEST(BayesianTest, RestartsOnlyEveryKthFitStillConverges) {
+  // Asks between full fits refine the previous hyperparameters only, so
+  // the proposals differ from refitting with restarts on every ask, and
+  // both find the quadratic's optimum.
+  auto run = [](int full_fit_every, std::vector<Assignment>* seen) {
+    TunerOptions o;
+    o.bayesian.full_fit_every = full_fit_every;
+    Tuner t = Make(UnitBox(3), Algorithm::kBayesian, 8, o);
+    double best = INFINITY;
+    for (int i = 0; i < 25; ++i) {
+      auto p = t.Ask(1);
+      const double y = Quadratic(Doubles((*p)[0].assignment));
+      seen->push_back((*p)[0].assignment);
+      best = std::min(best, y);
+      EXPECT_TRUE(t.Tell((*p)[0].trial_id, y).ok());
+    }
+    return best;
+  };
+  std::vector<Assignment> every, fourth;
+  EXPECT_LT(run(1, &every), 1e-3);
+  EXPECT_LT(run(4, &fourth), 1e-3);
+  EXPECT_NE(every, fourth);
+}
+
 TEST(BayesianTest, MaximizesWithCategoricalsAndInts) {
   TunerOptions o;
   o.direction = Direction::kMaximize;
