@@ -64,7 +64,7 @@ struct BayesianOptions {
   // that: hyperparameters need far fewer points than the posterior, and the
   // fit is O(n^3) per iteration.
   int refit_every_below = 64;
-  int max_fit_points = 128;
+  int max_fit_points = 100;
   // Up to refit_every_below results, hyperparameters are fitted with
   // restarts (prior mode and random draws) on every k-th ask only, and
   // refined from the previous fit on the others. 1: restarts on every ask.
