@@ -30,6 +30,8 @@ absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request)
     full.set_name("study");  // names are free-form here, not DNS labels
     full.set_max_trials(static_cast<int32_t>(kMaxTrials));
     full.mutable_trial_template()->add_command("study");
+    // A study without an algorithm samples at random (TunerOptionsOf).
+    if (full.algorithm().name().empty()) full.mutable_algorithm()->set_name("random");
     ApplySweepSpecDefaults(&full);
     if (absl::Status s = ValidateSweepSpec(full); !s.ok()) return s;
   }

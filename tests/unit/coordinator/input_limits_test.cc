@@ -209,6 +209,8 @@ TEST(StudyInputTest, AlgorithmSettingsAreBoundedAsInASweep) {
   req = Study("random");
   req.set_name("Free Form name");  // studies never required DNS labels
   EXPECT_TRUE(studies.Create(req).ok());
+  req.clear_algorithm();  // random, as before
+  EXPECT_TRUE(studies.Create(req).ok());
 }
 
 TEST(StudyInputTest, CountsAndStepsAreBounded) {
