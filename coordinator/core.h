@@ -56,11 +56,13 @@ struct CoreOptions {
   int64_t recovery_grace_ms = 5000;
   // Between SIGTERM and SIGKILL when a gang is stopped.
   int64_t stop_grace_ms = 5000;
-  // Crash-loop backoff (job_state.h RestartBackoffMs): a failed gang's first
-  // restart is immediate, the second waits restart_backoff_ms, doubling for
-  // each one after it, at most restart_backoff_max_ms. 0: no waiting.
-  int64_t restart_backoff_ms = 0;
-  int64_t restart_backoff_max_ms = 0;
+  // Crash-loop backoff, as Kubernetes does for pods (job_state.h
+  // RestartBackoffMs): a failed gang's first restart is immediate, the
+  // second waits restart_backoff_ms, doubling for each one after it, at
+  // most restart_backoff_max_ms, so a gang that fails at once every time
+  // cannot monopolise the coordinator or its nodes. 0: no waiting.
+  int64_t restart_backoff_ms = 10'000;
+  int64_t restart_backoff_max_ms = 300'000;
   // A job Pending this long holds capacity for itself when it does not fit
   // (scheduler.h: reserve), so a stream of small jobs cannot starve a large
   // gang. 0: never.

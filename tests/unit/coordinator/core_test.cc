@@ -99,6 +99,9 @@ class CoreTest : public ::testing::Test {
     o.node_timeout_ms = 5000;
     o.stop_grace_ms = 2000;
     o.rendezvous_endpoint = "coord:7070";
+    // Relaunches at once: the backoff has its own tests
+    // (restart_backoff_test.cc), and these count attempts, not waits.
+    o.restart_backoff_ms = 0;
     return o;
   }
 
