@@ -132,6 +132,10 @@ struct Agent::Impl {
   // launch with its message.
   absl::StatusOr<WorkloadUserPolicy> policy;
   std::string ca_pem;  // GANGWAY_TLS_CA for ranks; empty without TLS
+  // Random per agent process: the coordinator tells this agent reconnecting
+  // from a second agent using the same --name (a cloned machine).
+  const std::string instance = absl::StrCat(absl::Hex(std::random_device{}(), absl::kZeroPad8),
+                                            absl::Hex(std::random_device{}(), absl::kZeroPad8));
 
   explicit Impl(AgentOptions o)
       : options(std::move(o)), policy(WorkloadUserPolicy::Create(options.workload, CurrentUser())) {
@@ -162,6 +166,7 @@ struct Agent::Impl {
   v1::Register BuildRegister() {
     v1::Register reg;
     reg.set_node_name(options.name);
+    reg.set_instance(instance);
     reg.set_address(options.address);
     *reg.mutable_inventory() = options.inventory;
     for (const auto& [key, rec] : records) {

@@ -215,3 +215,44 @@ TEST(FaultsIntegration, CoordinatorRestartKeepsRunningJob) {
 
 }  // namespace
 }  // namespace gangway::itest
+
+namespace gangway::itest {
+namespace {
+
+// A cloned machine: a second agent under a live node's name is refused, and
+// the first keeps its node and its running job (before, the two took turns
+// and the job failed as "node lost").
+TEST(FaultsIntegration, ASecondAgentUnderALiveNodesNameIsRefused) {
+  ClusterOptions options;
+  options.agents = 1;
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(
+      "name: keep\nresources: {cpus: 0.5, memory: 16Mi}\ncommand: [sh, -c, 'sleep 60']\n");
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_RUNNING, 10s));
+
+  std::unique_ptr<Process> clone =
+      Process::Spawn({AgentBinary(), "--coordinator", cluster.address(), "--name",
+                      Cluster::NodeName(0), "--address", "127.0.0.1", "--state",
+                      cluster.dir().Sub("clone"), "--cpus", "2", "--memory", "1Gi"},
+                     cluster.dir().Sub("clone.out"), cluster.dir().Sub("clone.log"));
+  ASSERT_NE(clone, nullptr);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return clone->Stderr().find("already connected from another agent") != std::string::npos;
+      },
+      10s))
+      << clone->Stderr();
+  EXPECT_TRUE(HoldsFor(
+      [&] {
+        std::optional<v1::Job> job = cluster.GetJob(id);
+        return job && job->state() == v1::JOB_STATE_RUNNING && job->attempt() == 1 &&
+               cluster.ReadyNodes() == 1;
+      },
+      1500ms))
+      << "the clone took the node from the live agent";
+  clone->Stop(3s);
+}
+
+}  // namespace
+}  // namespace gangway::itest
