@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "gangway/v1/gangway.pb.h"
 
 namespace gangway::coordinator {
 namespace {
@@ -84,6 +85,18 @@ std::vector<std::string> Property(const grpc::AuthContext& ctx, const char* name
 }  // namespace
 
 std::span<const MethodRule> MethodRules() { return kRules; }
+
+std::vector<std::string> ProtoMethods() {
+  std::vector<std::string> out;
+  const google::protobuf::FileDescriptor* file = v1::Job::descriptor()->file();
+  for (int s = 0; s < file->service_count(); ++s) {
+    const google::protobuf::ServiceDescriptor* service = file->service(s);
+    for (int m = 0; m < service->method_count(); ++m) {
+      out.push_back(service->full_name() + "/" + service->method(m)->name());
+    }
+  }
+  return out;
+}
 
 const MethodRule* FindRule(absl::string_view method) {
   for (const MethodRule& rule : kRules) {

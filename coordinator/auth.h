@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,6 +61,9 @@ struct MethodRule {
 std::span<const MethodRule> MethodRules();
 // nullptr when the method has no rule (it is then refused).
 const MethodRule* FindRule(absl::string_view method);
+// Every "gangway.v1.Service/Method" the proto defines, from its descriptors:
+// what the table must cover.
+std::vector<std::string> ProtoMethods();
 
 struct AuthOptions {
   bool tls = false;        // client certificates are verified by the handshake

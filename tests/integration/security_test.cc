@@ -15,19 +15,7 @@ namespace {
 
 using coordinator::FindRule;
 using coordinator::Need;
-
-// Every "/gangway.v1.Service/Method" of the proto.
-std::vector<std::string> ProtoMethods() {
-  std::vector<std::string> out;
-  const google::protobuf::FileDescriptor* file = v1::Job::descriptor()->file();
-  for (int s = 0; s < file->service_count(); ++s) {
-    const google::protobuf::ServiceDescriptor* service = file->service(s);
-    for (int m = 0; m < service->method_count(); ++m) {
-      out.push_back(service->full_name() + "/" + service->method(m)->name());
-    }
-  }
-  return out;
-}
+using coordinator::ProtoMethods;
 
 // Calls any method with an empty request as a bidirectional stream (one
 // message, then half-close), which the server answers whatever the method's

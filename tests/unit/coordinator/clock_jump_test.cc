@@ -20,11 +20,8 @@ class ClockJumpTest : public ::testing::Test {
     o.node_timeout_ms = 5000;
     core_ = std::make_unique<Core>(&store_, &sink_, &clock_, o);
     for (int64_t session : {1, 2}) {
-      v1::Register reg;
-      reg.set_node_name(absl::StrCat("n", session));
-      reg.mutable_inventory()->set_milli_cpus(8000);
-      reg.mutable_inventory()->set_memory_bytes(int64_t{8} << 30);
-      EXPECT_TRUE(core_->OnRegister(session, reg).ok());
+      EXPECT_TRUE(
+          core_->OnRegister(session, fakes::RegisterMessage(absl::StrCat("n", session))).ok());
     }
   }
 

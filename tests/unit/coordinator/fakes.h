@@ -85,6 +85,17 @@ class RecordingSink final : public AgentSink {
   std::vector<std::pair<int64_t, absl::Status>> closed;
 };
 
+// A Register of a CPU node with `cpus` cores and 1 GiB per core.
+inline v1::Register RegisterMessage(const std::string& name, int64_t cpus = 8,
+                                    const std::string& instance = "") {
+  v1::Register reg;
+  reg.set_node_name(name);
+  reg.set_instance(instance);
+  reg.mutable_inventory()->set_milli_cpus(cpus * 1000);
+  reg.mutable_inventory()->set_memory_bytes(cpus << 30);
+  return reg;
+}
+
 // What an agent answers once it started the ranks of `launch` (pids are
 // 1000 + rank).
 inline v1::AgentMessage GangStartedMessage(const v1::LaunchGang& launch, int32_t port) {

@@ -19,12 +19,7 @@ class NodeIdentityTest : public ::testing::Test {
   }
 
   absl::StatusOr<v1::RegisterAck> Register(int64_t session, const std::string& instance) {
-    v1::Register reg;
-    reg.set_node_name("n1");
-    reg.set_instance(instance);
-    reg.mutable_inventory()->set_milli_cpus(8000);
-    reg.mutable_inventory()->set_memory_bytes(int64_t{8} << 30);
-    return core_->OnRegister(session, reg);
+    return core_->OnRegister(session, fakes::RegisterMessage("n1", 8, instance));
   }
 
   void Heartbeat(int64_t session) {

@@ -31,11 +31,7 @@ class CrashLoopTest : public ::testing::Test {
     o.restart_backoff_ms = 10'000;
     o.restart_backoff_max_ms = 300'000;
     core_ = std::make_unique<Core>(&store_, &sink_, &clock_, o);
-    v1::Register reg;
-    reg.set_node_name("n1");
-    reg.mutable_inventory()->set_milli_cpus(8000);
-    reg.mutable_inventory()->set_memory_bytes(int64_t{8} << 30);
-    EXPECT_TRUE(core_->OnRegister(1, reg).ok());
+    EXPECT_TRUE(core_->OnRegister(1, fakes::RegisterMessage("n1")).ok());
   }
 
   std::string Submit() {
