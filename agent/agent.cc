@@ -117,6 +117,13 @@ struct Agent::Impl {
   std::unordered_map<pid_t, RankKey> by_pid;
   std::map<RankKey, MetricsTail> tails;  // loop thread: trials' rank 0
   asio::steady_timer metrics_timer{io};
+  // Fencing (loop thread): the lease the coordinator grants with each
+  // RegisterAck and HeartbeatAck. When it runs out the agent stops every
+  // rank itself: the coordinator may already be relaunching their gang
+  // elsewhere, and two attempts of one gang must never run at once.
+  asio::steady_timer lease_timer{io};
+  int64_t lease_ms = 0;  // 0: no lease granted
+  int64_t lease_grace_ms = 0;
   bool metrics_polling = false;
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   int64_t heartbeat_ms = 1000;
@@ -455,7 +462,13 @@ struct Agent::Impl {
     switch (msg.msg_case()) {
       case v1::CoordinatorMessage::kRegisterAck:
         heartbeat_ms = std::max<int64_t>(50, msg.register_ack().heartbeat_interval_ms());
+        lease_ms = std::max<int64_t>(0, msg.register_ack().lease_ms());
+        lease_grace_ms = std::max<int64_t>(0, msg.register_ack().lease_grace_ms());
+        RenewLease();
         ScheduleHeartbeat();
+        return;
+      case v1::CoordinatorMessage::kHeartbeatAck:
+        RenewLease();
         return;
       case v1::CoordinatorMessage::kLaunch:
         Launch(msg.launch());
@@ -472,6 +485,30 @@ struct Agent::Impl {
       case v1::CoordinatorMessage::MSG_NOT_SET:
         return;
     }
+  }
+
+  // Steady clock: a wall-clock step must not expire (or extend) a lease.
+  void RenewLease() {
+    if (lease_ms <= 0) {
+      lease_timer.cancel();
+      return;
+    }
+    lease_timer.expires_after(std::chrono::milliseconds(lease_ms));
+    lease_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // renewed (or stopping)
+      int stopped = 0;
+      for (const auto& [key, rec] : records) {
+        if (rec.exited) continue;
+        supervisor->Stop(static_cast<pid_t>(rec.pid), std::chrono::milliseconds(lease_grace_ms));
+        ++stopped;
+      }
+      if (stopped > 0) {
+        GW_LOG_WARN(
+            "node={} lease expired: no word from the coordinator for {} s; stopping {} "
+            "ranks",
+            options.name, lease_ms / 1000.0, stopped);
+      }
+    });
   }
 
   void ScheduleHeartbeat() {
@@ -603,6 +640,7 @@ void Agent::Stop() {
     asio::post(impl->io, [impl] {
       impl->heartbeat.cancel();
       impl->metrics_timer.cancel();
+      impl->lease_timer.cancel();
       impl->supervisor.reset();
       impl->work.reset();
     });

@@ -682,13 +682,22 @@ void Core::HandleExit(v1::Job& job, v1::RankStatus& rank, int exit_code) {
 void Core::Tick() {
   const int64_t now = clock_->MonotonicMs();
   if (next_relaunch_ms_ != 0 && now >= next_relaunch_ms_) schedule_needed_ = true;
+  // With a lease, a silent node's ranks are given up only once a live
+  // agent has stopped them itself (lease + its SIGKILL grace, and a
+  // heartbeat's worth for the ack in flight).
+  const int64_t fence_ms = options_.lease_ms > 0
+                               ? options_.lease_ms - options_.node_timeout_ms +
+                                     options_.stop_grace_ms + options_.heartbeat_interval_ms
+                               : 0;
   for (auto& [name, node] : nodes_) {
-    const bool silent = now - node.heard_mono > options_.node_timeout_ms;
+    const int64_t quiet = now - node.heard_mono;
+    if (quiet <= options_.node_timeout_ms) continue;
+    const std::string why = absl::StrCat("no heartbeat for ", quiet / 1000.0, " s");
+    if (node.node.state() == v1::NODE_STATE_READY) NodeSilent(node, why);
     // A NotReady stand-in still holding jobs (after a coordinator restart)
     // times out the same way.
-    if (silent &&
-        (node.node.state() == v1::NODE_STATE_READY || (!node.jobs.empty() && !node.lost))) {
-      NodeLost(node, absl::StrCat("no heartbeat for ", (now - node.heard_mono) / 1000.0, " s"));
+    if (quiet > options_.node_timeout_ms + fence_ms && !node.jobs.empty() && !node.lost) {
+      NodeLost(node, why);
     }
   }
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {

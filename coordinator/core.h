@@ -48,8 +48,15 @@ class AgentSink {
 
 struct CoreOptions {
   int64_t heartbeat_interval_ms = 1000;
-  // A node silent this long is NotReady and its ranks are lost.
+  // A node silent this long is NotReady: nothing new is placed there.
   int64_t node_timeout_ms = 5000;
+  // The agents' lease (RegisterAck.lease_ms): an agent that hears no
+  // HeartbeatAck for this long stops its ranks itself. A silent node's
+  // ranks count as lost (and their gang relaunches elsewhere) only once
+  // node_timeout_ms + stop_grace_ms + heartbeat_interval_ms have passed, by
+  // when a live agent has stopped them: later recovery, never two attempts
+  // at once. 0: no lease; ranks are lost at node_timeout_ms.
+  int64_t lease_ms = 5000;
   // After a coordinator restart, nodes holding live ranks get this much more
   // than node_timeout_ms to register: their agents may be in a reconnect
   // backoff of up to 5 s when the coordinator comes back.
@@ -201,6 +208,10 @@ class Core final : private TrialHost {
   bool IsLive(const v1::Job& job, const v1::RankStatus& rank) const;
   v1::RankStatus* FindRank(v1::Job& job, int32_t rank);
   void Reconcile(NodeRec& node, const v1::Register& reg);
+  // NotReady: nothing is placed there, its session is closed; its ranks
+  // are still counted as running (their agent may be alive and fencing).
+  void NodeSilent(NodeRec& node, const std::string& why);
+  // NodeSilent, and every rank it held is lost (the policy decides).
   void NodeLost(NodeRec& node, const std::string& why);
   bool Flush();
 

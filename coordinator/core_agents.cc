@@ -63,6 +63,8 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   schedule_needed_ = true;
   v1::RegisterAck ack;
   ack.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  ack.set_lease_ms(options_.lease_ms);
+  ack.set_lease_grace_ms(options_.stop_grace_ms);
   return ack;
 }
 
@@ -220,6 +222,14 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
   node.heard_mono = clock_->MonotonicMs();
   switch (msg.msg_case()) {
     case v1::AgentMessage::kHeartbeat:
+      if (options_.lease_ms > 0) {
+        // Straight to the session, not through the outbox that waits for
+        // the store: a storage outage must not expire every lease.
+        v1::CoordinatorMessage ack;
+        ack.mutable_heartbeat_ack();
+        sink_->Send(session, ack);
+      }
+      [[fallthrough]];
     case v1::AgentMessage::kRegister:  // only valid first; ignored later
     case v1::AgentMessage::MSG_NOT_SET:
       return;
@@ -289,15 +299,20 @@ void Core::OnSessionClosed(int64_t session) {
   sessions_.erase(s);
 }
 
-void Core::NodeLost(NodeRec& node, const std::string& why) {
+void Core::NodeSilent(NodeRec& node, const std::string& why) {
   GW_LOG_WARN("node={} NotReady: {}", node.node.name(), why);
   node.node.set_state(v1::NODE_STATE_NOT_READY);
-  node.lost = true;
   if (node.session != 0) {
     sink_->Close(node.session, absl::UnavailableError(why));
     sessions_.erase(node.session);
     node.session = 0;
   }
+}
+
+void Core::NodeLost(NodeRec& node, const std::string& why) {
+  NodeSilent(node, why);
+  GW_LOG_WARN("node={} ranks lost: {}", node.node.name(), why);
+  node.lost = true;
   const std::set<std::string> jobs = node.jobs;
   for (const std::string& id : jobs) {
     v1::Job* job = FindJob(id);

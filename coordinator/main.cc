@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   coordinator::ServerOptions options;
   double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5, reserve_after_s = 60;
   double backoff_s = 10, backoff_max_s = 300;
+  double lease_s = -1;  // default: the node timeout
   std::string log_level = "info";
   app.add_option("--listen", options.listen, "address to serve on (host:port; port 0 = any)");
   app.add_option("--state", options.state_dir, "state directory (SQLite store)");
@@ -23,6 +24,11 @@ int main(int argc, char** argv) {
   app.add_option("--restart-backoff", backoff_s,
                  "seconds the second restart of a failed gang waits, doubling for each "
                  "restart after it (default 10; the first restart is immediate)");
+  app.add_option("--lease", lease_s,
+                 "seconds an agent keeps its ranks without hearing from the coordinator "
+                 "(default: --node-timeout; 0 = no lease). A silent node's ranks count as lost "
+                 "after --node-timeout + --stop-grace + --heartbeat-interval, once its agent "
+                 "has stopped them");
   app.add_option("--restart-backoff-max", backoff_max_s,
                  "the longest a restart waits (default 300)");
   app.add_option("--reserve-after", reserve_after_s,
@@ -53,6 +59,7 @@ int main(int argc, char** argv) {
   }
   options.core.reserve_after_ms = static_cast<int64_t>(reserve_after_s * 1000);
   options.core.node_timeout_ms = static_cast<int64_t>(node_timeout_s * 1000);
+  options.core.lease_ms = static_cast<int64_t>((lease_s < 0 ? node_timeout_s : lease_s) * 1000);
   options.core.heartbeat_interval_ms = static_cast<int64_t>(heartbeat_s * 1000);
   options.core.stop_grace_ms = static_cast<int64_t>(grace_s * 1000);
   options.core.restart_backoff_ms = static_cast<int64_t>(backoff_s * 1000);

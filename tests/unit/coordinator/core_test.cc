@@ -102,6 +102,10 @@ class CoreTest : public ::testing::Test {
     // Relaunches at once: the backoff has its own tests
     // (restart_backoff_test.cc), and these count attempts, not waits.
     o.restart_backoff_ms = 0;
+    // No lease: a silent node's ranks are lost at node_timeout_ms, and
+    // agents get no heartbeat acks. The lease has its own tests
+    // (lease_test.cc).
+    o.lease_ms = 0;
     return o;
   }
 
