@@ -184,9 +184,9 @@ int main(int argc, char** argv) {
     if (channel_per_agent) {
       common::ClientTls client;
       if (tls) {
-        client = {.ca_file = certs + "/ca.crt",
-                  .cert_file = absl::StrCat(certs, "/", name, ".crt"),
-                  .key_file = absl::StrCat(certs, "/", name, ".key")};
+        client.ca_file = certs + "/ca.crt";
+        client.cert_file = absl::StrCat(certs, "/", name, ".crt");
+        client.key_file = absl::StrCat(certs, "/", name, ".key");
       }
       grpc::ChannelArguments channel_args;
       channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each

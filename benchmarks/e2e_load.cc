@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     token = *admin;
-    so.tls = {.ca_file = certs + "/ca.crt",
-              .cert_file = certs + "/coordinator.crt",
-              .key_file = certs + "/coordinator.key"};
+    so.tls.ca_file = certs + "/ca.crt";
+    so.tls.cert_file = certs + "/coordinator.crt";
+    so.tls.key_file = certs + "/coordinator.key";
     so.token_file = state + "/tokens";
   }
   auto server = coordinator::CoordinatorServer::Start(so);
@@ -92,9 +92,9 @@ int main(int argc, char** argv) {
     a.state_dir = absl::StrCat(state, "/agents/", a.name);
     a.inventory = agent::SimulatedInventory(64000, int64_t{64} << 30, 0, "", 0);
     if (tls) {
-      a.tls = {.ca_file = certs + "/ca.crt",
-               .cert_file = absl::StrCat(certs, "/", a.name, ".crt"),
-               .key_file = absl::StrCat(certs, "/", a.name, ".key")};
+      a.tls.ca_file = certs + "/ca.crt";
+      a.tls.cert_file = absl::StrCat(certs, "/", a.name, ".crt");
+      a.tls.key_file = absl::StrCat(certs, "/", a.name, ".key");
     }
     agents.push_back(std::make_unique<agent::Agent>(a));
     agents.back()->Start();
