@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -124,6 +125,15 @@ struct Agent::Impl {
   asio::steady_timer lease_timer{io};
   int64_t lease_ms = 0;  // 0: no lease granted
   int64_t lease_grace_ms = 0;
+  // Steady-clock ms when the session thread last read an ack: a busy loop
+  // (hundreds of launches queued) handles an ack late, and must not take
+  // that for silence.
+  std::atomic<int64_t> last_ack_ms{0};
+  static int64_t SteadyMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
   bool metrics_polling = false;
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   int64_t heartbeat_ms = 1000;
@@ -488,14 +498,20 @@ struct Agent::Impl {
   }
 
   // Steady clock: a wall-clock step must not expire (or extend) a lease.
-  void RenewLease() {
+  void RenewLease(int64_t remaining_ms = -1) {
     if (lease_ms <= 0) {
       lease_timer.cancel();
       return;
     }
-    lease_timer.expires_after(std::chrono::milliseconds(lease_ms));
+    lease_timer.expires_after(
+        std::chrono::milliseconds(remaining_ms < 0 ? lease_ms : remaining_ms));
     lease_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;  // renewed (or stopping)
+      // An ack read but not yet handled still counts.
+      if (const int64_t left = lease_ms - (SteadyMs() - last_ack_ms.load()); left > 0) {
+        RenewLease(left);
+        return;
+      }
       int stopped = 0;
       for (const auto& [key, rec] : records) {
         if (rec.exited) continue;
@@ -599,6 +615,7 @@ struct Agent::Impl {
               backoff = options.min_backoff_ms;
             }
           }
+          if (in.has_heartbeat_ack() || in.has_register_ack()) last_ack_ms = SteadyMs();
           asio::post(io, [this, msg = std::move(in)] { Handle(msg); });
           in = v1::CoordinatorMessage();
         }
