@@ -159,8 +159,9 @@ class Core final : private TrialHost {
     // When the node was last heard from, on the monotonic clock (liveness);
     // node.last_seen_ms is the same moment in wall time, for people.
     int64_t heard_mono = 0;
-    std::string instance;  // Register.instance of the connected agent
-    bool lost = false;     // NodeLost ran since it last registered
+    int64_t acked_mono = 0;  // the last lease renewal sent (monotonic)
+    std::string instance;    // Register.instance of the connected agent
+    bool lost = false;       // NodeLost ran since it last registered
     // Built once per registration; null when the node reports no GPU links.
     std::shared_ptr<const GpuTopology> gpu_topology;
     int64_t free_milli_cpus = 0;

@@ -57,6 +57,7 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   node.node.set_state(v1::NODE_STATE_READY);
   node.node.set_last_seen_ms(clock_->NowMs());
   node.heard_mono = now;
+  node.acked_mono = now;  // the RegisterAck grants the first lease
   GW_LOG_INFO("node={} registered session={} cpus={} gpus={} ranks_reported={}", name, session,
               inv.milli_cpus() / 1000.0, inv.gpus_size(), reg.ranks_size());
   Reconcile(node, reg);
@@ -222,12 +223,15 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
   node.heard_mono = clock_->MonotonicMs();
   switch (msg.msg_case()) {
     case v1::AgentMessage::kHeartbeat:
-      if (options_.lease_ms > 0) {
+      // A third of a lease apart at most: two acks may go missing before
+      // a lease runs out, at a fraction of one ack per heartbeat's cost.
+      if (options_.lease_ms > 0 && node.heard_mono - node.acked_mono >= options_.lease_ms / 3) {
         // Straight to the session, not through the outbox that waits for
         // the store: a storage outage must not expire every lease.
         v1::CoordinatorMessage ack;
         ack.mutable_heartbeat_ack();
         sink_->Send(session, ack);
+        node.acked_mono = node.heard_mono;
       }
       [[fallthrough]];
     case v1::AgentMessage::kRegister:  // only valid first; ignored later

@@ -53,15 +53,22 @@ class LeaseTest : public ::testing::Test {
   v1::RegisterAck ack_;
 };
 
-TEST_F(LeaseTest, AgentsAreGrantedALeaseAndEveryHeartbeatRenewsIt) {
+TEST_F(LeaseTest, AgentsAreGrantedALeaseRenewedEveryThirdOfIt) {
   EXPECT_EQ(ack_.lease_ms(), 5000);
   EXPECT_EQ(ack_.lease_grace_ms(), 2000);
   sink_.Take();
+  clock_.Advance(1000);
+  Heartbeat(1);
+  EXPECT_TRUE(sink_.Take().empty()) << "the RegisterAck's lease is still fresh";
+  clock_.Advance(700);
   Heartbeat(1);
   const std::vector<fakes::Sent> sent = sink_.Take();
   ASSERT_EQ(sent.size(), 1u) << "the ack goes out at once, not after the next store write";
   EXPECT_EQ(sent[0].session, 1);
   EXPECT_TRUE(sent[0].msg.has_heartbeat_ack());
+  clock_.Advance(1000);
+  Heartbeat(1);
+  EXPECT_TRUE(sink_.Take().empty());
 }
 
 TEST_F(LeaseTest, ASilentNodesRanksAreLostOnlyAfterItsAgentHasStoppedThem) {
