@@ -15,31 +15,12 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "gangway/v1/gangway.grpc.pb.h"
+#include "tests/unit/agent/fake_coordinator.h"
 
 namespace gangway::agent {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Processes whose environment holds `entry` ("NAME=value").
-int CountProcessesWith(const std::string& entry) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
-    if (e.path().filename().string().find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "environ", std::ios::binary);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    const std::string env = buf.str();
-    for (size_t pos = 0; pos < env.size();) {
-      size_t end = env.find('\0', pos);
-      if (end == std::string::npos) end = env.size();
-      n += env.compare(pos, end - pos, entry) == 0;
-      pos = end + 1;
-    }
-  }
-  return n;
-}
 
 class LeaseCoordinator final : public v1::AgentSession::Service {
  public:
@@ -86,53 +67,37 @@ TEST_P(AgentLeaseTest, RanksRunOnlyWhileTheLeaseIsRenewed) {
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string marker =
       "GANGWAY_LEASE_TEST=" + std::to_string(::getpid()) + (acks ? "a" : "s");
-  v1::LaunchGang launch;
-  launch.set_job_id("lease-1");
-  launch.set_attempt(1);
-  launch.set_master_port(29500);
-  v1::RankLaunch* rank = launch.add_ranks();
-  rank->set_rank(0);
-  (*rank->mutable_env())["GANGWAY_LEASE_TEST"] = marker.substr(marker.find('=') + 1);
-  rank->add_argv("sleep");
-  rank->add_argv("30");
+  const v1::LaunchGang launch = testing::SleepLaunch("lease-1", marker);
 
   LeaseCoordinator coordinator(launch, acks);
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&coordinator);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = testing::Serve(&coordinator, &port);
   ASSERT_NE(port, 0);
   {
-    AgentOptions options;
-    options.coordinator = "127.0.0.1:" + std::to_string(port);
-    options.name = "n1";
-    options.address = "127.0.0.1";
-    options.state_dir = std::string(tmpl) + "/agent";
-    options.inventory = SimulatedInventory(2000, int64_t{1} << 30, 0, "", 0);
-    options.workload.run_as_agent_user = true;
-    options.environment.inherit_all = true;
+    const AgentOptions options = testing::LocalAgentOptions(port, std::string(tmpl) + "/agent");
     Agent agent(options);
     agent.Start();
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (CountProcessesWith(marker) == 0 && std::chrono::steady_clock::now() < deadline) {
+    while (testing::CountProcessesWith(marker) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(10ms);
     }
-    ASSERT_EQ(CountProcessesWith(marker), 1) << "the rank never started";
+    ASSERT_EQ(testing::CountProcessesWith(marker), 1) << "the rank never started";
     if (acks) {
       // Five leases long: renewed every heartbeat, the rank runs on.
       const auto until = std::chrono::steady_clock::now() + 2s;
       while (std::chrono::steady_clock::now() < until) {
-        ASSERT_EQ(CountProcessesWith(marker), 1) << "the rank was stopped under a live lease";
+        ASSERT_EQ(testing::CountProcessesWith(marker), 1)
+            << "the rank was stopped under a live lease";
         std::this_thread::sleep_for(20ms);
       }
     } else {
       // The lease (0.4 s) runs out: the agent stops the rank itself.
       const auto until = std::chrono::steady_clock::now() + 5s;
-      while (CountProcessesWith(marker) > 0 && std::chrono::steady_clock::now() < until) {
+      while (testing::CountProcessesWith(marker) > 0 && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(10ms);
       }
-      EXPECT_EQ(CountProcessesWith(marker), 0) << "the rank outlived the lease";
+      EXPECT_EQ(testing::CountProcessesWith(marker), 0) << "the rank outlived the lease";
     }
     agent.Stop();
   }

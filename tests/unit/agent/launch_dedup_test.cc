@@ -17,32 +17,12 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "gangway/v1/gangway.grpc.pb.h"
+#include "tests/unit/agent/fake_coordinator.h"
 
 namespace gangway::agent {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Pids whose environment holds `entry` ("NAME=value").
-std::vector<pid_t> ProcessesWith(const std::string& entry) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "environ", std::ios::binary);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    const std::string env = buf.str();
-    for (size_t pos = 0; pos < env.size();) {
-      size_t end = env.find('\0', pos);
-      if (end == std::string::npos) end = env.size();
-      if (env.compare(pos, end - pos, entry) == 0) out.push_back(std::stoi(name));
-      pos = end + 1;
-    }
-  }
-  return out;
-}
 
 // Sends `launch` twice after the agent registers and collects what the
 // agent answers until told to stop.
@@ -91,33 +71,15 @@ TEST(AgentLaunchTest, ARepeatedLaunchStartsNoSecondCopy) {
   const std::string dir = tmpl;
   const std::string marker = "GANGWAY_DEDUP_TEST=" + std::to_string(::getpid());
 
-  v1::LaunchGang launch;
-  launch.set_job_id("dedup-1");
-  launch.set_attempt(1);
-  launch.set_master_port(29500);
-  v1::RankLaunch* rank = launch.add_ranks();
-  rank->set_rank(0);
-  (*rank->mutable_env())["GANGWAY_DEDUP_TEST"] = std::to_string(::getpid());
-  rank->add_argv("sleep");
-  rank->add_argv("30");
+  const v1::LaunchGang launch = testing::SleepLaunch("dedup-1", marker);
 
   TwiceCoordinator coordinator(launch);
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&coordinator);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = testing::Serve(&coordinator, &port);
   ASSERT_NE(port, 0);
 
   {
-    AgentOptions options;
-    options.coordinator = "127.0.0.1:" + std::to_string(port);
-    options.name = "n1";
-    options.address = "127.0.0.1";
-    options.state_dir = dir + "/agent";
-    options.inventory = SimulatedInventory(2000, int64_t{1} << 30, 0, "", 0);
-    options.workload.run_as_agent_user = true;
-    options.environment.inherit_all = true;
+    const AgentOptions options = testing::LocalAgentOptions(port, dir + "/agent");
     Agent agent(options);
     agent.Start();
 
@@ -128,10 +90,10 @@ TEST(AgentLaunchTest, ARepeatedLaunchStartsNoSecondCopy) {
     EXPECT_EQ(started[1].ranks_size(), 0) << "the repeated launch reported a new rank";
     // Both launches are handled (each answered after its spawns): exactly
     // one process runs the rank.
-    EXPECT_EQ(ProcessesWith(marker).size(), 1u);
+    EXPECT_EQ(testing::CountProcessesWith(marker), 1);
     agent.Stop();
   }
-  EXPECT_TRUE(ProcessesWith(marker).empty()) << "the agent's stop killed the rank";
+  EXPECT_EQ(testing::CountProcessesWith(marker), 0) << "the agent's stop killed the rank";
   server->Shutdown(std::chrono::system_clock::now() + 1s);
   std::filesystem::remove_all(dir);
 }
