@@ -161,6 +161,30 @@ class SweepTest : public ::testing::Test {
     core_->OnAgentMessage(session, fakes::RankExitedMessage(job, attempt, rank, code));
   }
 
+  // Nodes a and b, and a one-trial sweep whose trial is a 2-replica gang
+  // with one replica on each; returns the sweep's id.
+  std::string TwoNodeSweep() {
+    Register("a", 1, Inventory(4000));
+    Register("b", 2, Inventory(4000));
+    SweepYaml y;
+    y.max_trials = 1;
+    y.trial_template =
+        "  replicas: 2\n  resources: {cpus: 4, memory: 1Gi}\n  command: [train, '${trial.x}']\n";
+    return MustSubmit(y);
+  }
+
+  // The agent of `session` reports `point` for a rank (its own or not).
+  void ReportAs(int64_t session, const std::string& job, int32_t attempt, int32_t rank,
+                const v1::MetricPoint& point) {
+    v1::AgentMessage msg;
+    v1::RankMetrics* m = msg.mutable_metrics();
+    m->set_job_id(job);
+    m->set_attempt(attempt);
+    m->set_rank(rank);
+    *m->add_points() = point;
+    core_->OnAgentMessage(session, msg);
+  }
+
   // Rank 0's agent reports `points` of the current attempt.
   void Report(const std::string& id, const std::vector<v1::MetricPoint>& points) {
     const v1::Job job = Get(id);
@@ -1198,23 +1222,11 @@ TEST_F(SweepTest, MetricsCollectorGoesOnlyToRankZerosNode) {
 }
 
 TEST_F(SweepTest, MetricsOfOtherRanksAreStoredButDoNotMakeTheObjective) {
-  Register("a", 1, Inventory(4000));
-  Register("b", 2, Inventory(4000));
-  SweepYaml y;
-  y.max_trials = 1;
-  y.trial_template =
-      "  replicas: 2\n  resources: {cpus: 4, memory: 1Gi}\n  command: [train, '${trial.x}']\n";
-  const std::string id = MustSubmit(y);
+  const std::string id = TwoNodeSweep();
   const std::string job = Sweep(id).trials(0).job_id();
   const v1::Job j = Get(job);
   ASSERT_EQ(j.ranks_size(), 2);
-  v1::AgentMessage msg;
-  v1::RankMetrics* m = msg.mutable_metrics();
-  m->set_job_id(job);
-  m->set_attempt(j.attempt());
-  m->set_rank(1);
-  *m->add_points() = Pt("loss", -100);
-  core_->OnAgentMessage(SessionOf(j.ranks(1).node()), msg);
+  ReportAs(SessionOf(j.ranks(1).node()), job, j.attempt(), 1, Pt("loss", -100));
   RunTrial(job, Loss(2.5));
   const v1::Sweep sweep = Sweep(id);
   EXPECT_EQ(sweep.trials(0).objective(), 2.5);
@@ -1224,26 +1236,14 @@ TEST_F(SweepTest, MetricsOfOtherRanksAreStoredButDoNotMakeTheObjective) {
 }
 
 TEST_F(SweepTest, MetricsFromANodeThatDoesNotRunTheRankAreIgnored) {
-  Register("a", 1, Inventory(4000));
-  Register("b", 2, Inventory(4000));
-  SweepYaml y;
-  y.max_trials = 1;
-  y.trial_template =
-      "  replicas: 2\n  resources: {cpus: 4, memory: 1Gi}\n  command: [train, '${trial.x}']\n";
-  const std::string id = MustSubmit(y);
+  const std::string id = TwoNodeSweep();
   const std::string job = Sweep(id).trials(0).job_id();
   const v1::Job j = Get(job);
   ASSERT_EQ(j.ranks_size(), 2);
   ASSERT_NE(j.ranks(0).node(), j.ranks(1).node());
   // Rank 1's node claims rank 0's objective, and a job it has nothing of.
   for (const std::string& target : {job, std::string("no-such-job-9")}) {
-    v1::AgentMessage msg;
-    v1::RankMetrics* m = msg.mutable_metrics();
-    m->set_job_id(target);
-    m->set_attempt(j.attempt());
-    m->set_rank(0);
-    *m->add_points() = Pt("loss", -1000);
-    core_->OnAgentMessage(SessionOf(j.ranks(1).node()), msg);
+    ReportAs(SessionOf(j.ranks(1).node()), target, j.attempt(), 0, Pt("loss", -1000));
   }
   RunTrial(job, Loss(2.5));
   EXPECT_EQ(Sweep(id).trials(0).objective(), 2.5);
