@@ -17,6 +17,16 @@ struct Observation {
   double loss = 0;  // Lower is better.
 };
 
+// A trial the tuner knows, for samplers that follow trials one by one
+// (hyperband's rungs, population-based training's generations).
+struct KnownTrial {
+  enum class State { kPending, kCompleted, kFailed };
+  int64_t id = 0;
+  const Assignment* assignment = nullptr;
+  State state = State::kPending;
+  double loss = 0;  // Completed trials only.
+};
+
 // Everything a sampler may look at. Assignments of every trial the tuner
 // knows (any state) let the grid skip points already tried.
 struct SamplerInput {
@@ -24,6 +34,8 @@ struct SamplerInput {
   std::vector<Observation> completed;
   std::vector<UnitPoint> pending;
   std::vector<const Assignment*> all;
+  // Every known trial in id order.
+  std::vector<KnownTrial> trials;
   // Number of trials known so far: the position in a sequence (Sobol index,
   // random stream) where the next proposal starts, so proposals are a
   // function of (seed, history) and a restarted tuner continues where the
@@ -34,7 +46,8 @@ struct SamplerInput {
 class Sampler {
  public:
   virtual ~Sampler() = default;
-  // Up to n assignments; fewer only when the sampler has no points left.
+  // Up to n assignments; fewer only when the sampler has no points left or
+  // waits for results.
   virtual std::vector<Assignment> Propose(const SamplerInput& input, int n) = 0;
   virtual bool exhausted() const { return false; }
 };

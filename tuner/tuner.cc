@@ -16,9 +16,10 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
   if (n == "tpe") return Algorithm::kTpe;
   if (n == "multivariate-tpe") return Algorithm::kMultivariateTpe;
   if (n == "cmaes") return Algorithm::kCmaEs;
-  return absl::InvalidArgumentError(
-      absl::StrCat("algorithm: unknown \"", std::string(name),
-                   "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes)"));
+  if (n == "hyperband") return Algorithm::kHyperband;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "algorithm: unknown \"", std::string(name),
+      "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband)"));
 }
 
 std::string_view AlgorithmName(Algorithm algorithm) {
@@ -37,6 +38,8 @@ std::string_view AlgorithmName(Algorithm algorithm) {
       return "multivariate-tpe";
     case Algorithm::kCmaEs:
       return "cmaes";
+    case Algorithm::kHyperband:
+      return "hyperband";
   }
   return "unknown";
 }
@@ -92,6 +95,12 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       }
       sampler = MakeCmaEsSampler(space, options.cmaes, options.seed);
       break;
+    case Algorithm::kHyperband: {
+      auto s = MakeHyperbandSampler(space, options.hyperband, options.seed);
+      if (!s.ok()) return s.status();
+      sampler = *std::move(s);
+      break;
+    }
   }
   return Tuner(std::move(space), std::move(options), std::move(sampler));
 }
@@ -111,6 +120,11 @@ absl::StatusOr<std::vector<Proposal>> Tuner::Ask(int n) {
   input.trial_count = trials_.size();
   for (const auto& [id, t] : trials_) {
     input.all.push_back(&t.assignment);
+    input.trials.push_back({id, &t.assignment,
+                            t.state == State::kCompleted ? KnownTrial::State::kCompleted
+                            : t.state == State::kFailed  ? KnownTrial::State::kFailed
+                                                         : KnownTrial::State::kPending,
+                            t.loss});
     if (t.state == State::kCompleted) input.completed.push_back({t.unit, t.loss});
     if (t.state == State::kPending) input.pending.push_back(t.unit);
   }

@@ -34,16 +34,26 @@
 #include "tuner/bayesian.h"
 #include "tuner/cmaes.h"
 #include "tuner/early_stopping.h"
+#include "tuner/hyperband.h"
 #include "tuner/search_space.h"
 #include "tuner/tpe.h"
 
 namespace gangway::tuner {
 
 enum class Direction { kMinimize, kMaximize };
-enum class Algorithm { kGrid, kRandom, kSobol, kBayesian, kTpe, kMultivariateTpe, kCmaEs };
+enum class Algorithm {
+  kGrid,
+  kRandom,
+  kSobol,
+  kBayesian,
+  kTpe,
+  kMultivariateTpe,
+  kCmaEs,
+  kHyperband
+};
 
 // "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization"),
-// "tpe", "multivariate-tpe", "cmaes".
+// "tpe", "multivariate-tpe", "cmaes", "hyperband".
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 std::string_view AlgorithmName(Algorithm algorithm);
 
@@ -58,6 +68,7 @@ struct TunerOptions {
   // tpe and multivariate-tpe (the algorithm decides `multivariate`).
   TpeOptions tpe;
   CmaEsOptions cmaes;
+  HyperbandOptions hyperband;
   EarlyStoppingOptions early_stopping;
 };
 
@@ -83,7 +94,8 @@ class Tuner {
   ~Tuner();
 
   // Up to n new pending trials; fewer (maybe none) only once the grid is
-  // exhausted. Ids are new and increasing. INVALID_ARGUMENT if n < 0.
+  // exhausted, or while hyperband waits for a rung to finish. Ids are new and increasing.
+  // INVALID_ARGUMENT if n < 0.
   absl::StatusOr<std::vector<Proposal>> Ask(int n);
 
   // Adds a trial the tuner did not propose (replayed history, a sweep being

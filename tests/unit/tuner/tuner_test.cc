@@ -395,7 +395,8 @@ TEST(TunerTest, ErrorsAreValues) {
   EXPECT_EQ(t.completed_count(), 1);
   EXPECT_EQ(t.pending_count(), 0);
   EXPECT_EQ(ParseAlgorithm("BayesianOptimization").value(), Algorithm::kBayesian);
-  EXPECT_FALSE(ParseAlgorithm("hyperband").ok());
+  EXPECT_EQ(ParseAlgorithm("HyperBand").value(), Algorithm::kHyperband);
+  EXPECT_FALSE(ParseAlgorithm("annealing").ok());
 }
 
 TEST(TunerTest, MedianStoppingThroughReports) {
