@@ -830,7 +830,9 @@ absl::StatusOr<std::string> SpecKindOrThrow(std::string_view yaml) {
           "line ", line, ": kind: duplicate field (first set on line ", kind_line, ")"));
     }
     kind_line = line;
-    const YAML::Node& value = it->second;
+    // A copy: `it->second` lives in a proxy destroyed at the end of the
+    // statement, so a reference to it dangles (ASan: stack-use-after-scope).
+    const YAML::Node value = it->second;
     if (!value.IsScalar() || (value.Scalar() != "Job" && value.Scalar() != "Sweep")) {
       return absl::InvalidArgumentError(absl::StrCat(
           "line ", line, ": kind: must be \"Job\" or \"Sweep\", got ", Describe(value)));
