@@ -31,6 +31,7 @@
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
+#include "common/rank_env.h"
 #include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 #include "gpu/cpu_list.h"
@@ -287,8 +288,9 @@ struct Agent::Impl {
       LaunchRequest req;
       if (user.ok()) req.user = *user;
       if (!ca_pem.empty()) req.env.emplace_back("GANGWAY_TLS_CA", ca_pem);
-      req.argv.assign(rl.argv().begin(), rl.argv().end());
-      for (const auto& [k, v] : rl.env()) {
+      req.argv = common::LaunchArgv(launch, rl);
+      // The gang's environment, the rank's own on top.
+      for (auto& [k, v] : common::LaunchEnvironment(launch, rl)) {
         const bool port_var = k == "MASTER_PORT" || k == "PET_MASTER_PORT";
         req.env.emplace_back(k, port_var && launch.master_port() == 0 ? std::to_string(port) : v);
       }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,11 +44,10 @@ std::string EnvName(const std::string& param) {
 
 }  // namespace
 
-EnvList RankEnvironment(const v1::Job& job, const v1::RankStatus& rank,
-                        const std::string& rendezvous_endpoint) {
+EnvList GangEnvironment(const v1::Job& job, const std::string& rendezvous_endpoint) {
   const v1::JobSpec& spec = job.spec();
   EnvList env;
-  env.reserve(spec.env_size() + spec.params_size() + 24);
+  env.reserve(spec.env_size() + spec.params_size() + 20);
   // Sorted so the environment (and its hash, its log line) is deterministic.
   std::vector<std::pair<std::string, std::string>> user(spec.env().begin(), spec.env().end());
   std::sort(user.begin(), user.end());
@@ -58,19 +59,12 @@ EnvList RankEnvironment(const v1::Job& job, const v1::RankStatus& rank,
   add("MASTER_ADDR", job.master_addr());
   add("MASTER_PORT", port);
   add("WORLD_SIZE", absl::StrCat(world));
-  add("RANK", absl::StrCat(rank.rank()));
-  add("LOCAL_RANK", absl::StrCat(rank.local_rank()));
   add("LOCAL_WORLD_SIZE", absl::StrCat(spec.procs_per_node()));
-  add("GROUP_RANK", absl::StrCat(rank.replica()));
-  add("NODE_RANK", absl::StrCat(rank.replica()));
   add("NNODES", absl::StrCat(spec.replicas()));
   add("PET_NNODES", absl::StrCat(spec.replicas()));
   add("PET_NPROC_PER_NODE", absl::StrCat(spec.procs_per_node()));
-  add("PET_NODE_RANK", absl::StrCat(rank.replica()));
   add("PET_MASTER_ADDR", job.master_addr());
   add("PET_MASTER_PORT", port);
-  // The GPUs a rank may see; an empty value hides every GPU from a CPU rank.
-  add("CUDA_VISIBLE_DEVICES", absl::StrJoin(rank.gpu_indices(), ","));
   // The indices are the inventory's, which is in PCI bus order; CUDA's own
   // default order (fastest first) may differ.
   add("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
@@ -85,6 +79,38 @@ EnvList RankEnvironment(const v1::Job& job, const v1::RankStatus& rank,
   std::sort(params.begin(), params.end());
   for (auto& kv : params) add("GANGWAY_PARAM_" + EnvName(kv.first), kv.second);
   return env;
+}
+
+EnvList RankOnlyEnvironment(const v1::Job& /*job*/, const v1::RankStatus& rank) {
+  EnvList env;
+  auto add = [&env](std::string k, std::string v) { env.emplace_back(std::move(k), std::move(v)); };
+  add("RANK", absl::StrCat(rank.rank()));
+  add("LOCAL_RANK", absl::StrCat(rank.local_rank()));
+  add("GROUP_RANK", absl::StrCat(rank.replica()));
+  add("NODE_RANK", absl::StrCat(rank.replica()));
+  add("PET_NODE_RANK", absl::StrCat(rank.replica()));
+  // The GPUs a rank may see; an empty value hides every GPU from a CPU rank.
+  add("CUDA_VISIBLE_DEVICES", absl::StrJoin(rank.gpu_indices(), ","));
+  return env;
+}
+
+EnvList RankEnvironment(const v1::Job& job, const v1::RankStatus& rank,
+                        const std::string& rendezvous_endpoint) {
+  EnvList env = GangEnvironment(job, rendezvous_endpoint);
+  EnvList own = RankOnlyEnvironment(job, rank);
+  env.insert(env.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
+  return env;
+}
+
+EnvList LaunchEnvironment(const v1::LaunchGang& launch, const v1::RankLaunch& rank) {
+  std::map<std::string, std::string> merged(launch.env().begin(), launch.env().end());
+  for (const auto& [k, v] : rank.env()) merged[k] = v;
+  return EnvList(merged.begin(), merged.end());
+}
+
+std::vector<std::string> LaunchArgv(const v1::LaunchGang& launch, const v1::RankLaunch& rank) {
+  const auto& argv = rank.argv().empty() ? launch.argv() : rank.argv();
+  return {argv.begin(), argv.end()};
 }
 
 void SetMasterPort(EnvList& env, int port) {

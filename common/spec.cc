@@ -333,23 +333,22 @@ void CheckName(const std::string& path, std::string_view name, Errors* errors) {
 static void CheckLaunchSize(const v1::JobSpec& spec, std::string_view prefix, Errors* errors) {
   const size_t bytes = EstimateLaunchBytes(spec);
   if (bytes <= kMaxLaunchBytes) return;
-  const int procs = std::max(spec.procs_per_node(), 1);
-  // Blame procsPerNode when it multiplies, else the biggest part of a rank.
+  // The command line and env go once per node, so the biggest of them is
+  // what to shrink.
   size_t command = 0, args = 0, env = 0;
   for (const std::string& s : spec.command()) command += s.size();
   for (const std::string& s : spec.args()) args += s.size();
   for (const auto& [k, v] : spec.env()) env += k.size() + v.size();
-  std::string_view path = procs > 1                        ? "procsPerNode"
-                          : args >= command && args >= env ? "args"
-                          : command >= env                 ? "command"
-                                                           : "env";
+  std::string_view path = args >= command && args >= env ? "args"
+                          : command >= env               ? "command"
+                                                         : "env";
   errors->Add(
       JoinPath(prefix, path),
-      absl::StrFormat("one node's launch would be about %.1f MB (%d %s x %.1f KB of "
-                      "command, args and env), over gRPC's %d MiB message limit; pass "
-                      "large data in a file instead",
-                      static_cast<double>(bytes) / 1e6, procs, procs == 1 ? "process" : "processes",
-                      static_cast<double>(bytes) / procs / 1e3, kMaxLaunchBytes >> 20));
+      absl::StrFormat("one node's launch would be about %.1f MB (%.1f KB of command, "
+                      "args and env), over gRPC's %d MiB message limit; pass large "
+                      "data in a file instead",
+                      static_cast<double>(bytes) / 1e6,
+                      static_cast<double>(command + args + env) / 1e3, kMaxLaunchBytes >> 20));
 }
 
 // Every rule on field values, written once for both entry points.
@@ -881,13 +880,19 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
 }
 
 size_t EstimateLaunchBytes(const v1::JobSpec& spec) {
-  size_t rank = kRankEnvAllowance;
-  for (const std::string& s : spec.command()) rank += s.size() + kPerStringOverhead;
-  for (const std::string& s : spec.args()) rank += s.size() + kPerStringOverhead;
-  for (const auto& [k, v] : spec.env()) rank += k.size() + v.size() + 2 * kPerStringOverhead;
-  // Capped so the product cannot overflow (procsPerNode is unchecked here).
+  // Once per node (LaunchGang.argv and env): the spec's command line and
+  // env, the trial's parameters (GANGWAY_PARAM_*), gangway's variables.
+  size_t gang = kGangEnvAllowance + spec.working_dir().size() + spec.user().size();
+  for (const std::string& s : spec.command()) gang += s.size() + kPerStringOverhead;
+  for (const std::string& s : spec.args()) gang += s.size() + kPerStringOverhead;
+  for (const auto& [k, v] : spec.env()) gang += k.size() + v.size() + 2 * kPerStringOverhead;
+  for (const auto& [k, v] : spec.params()) {
+    gang += 2 * (k.size() + v.size()) + 2 * kPerStringOverhead + 16;  // "GANGWAY_PARAM_"
+  }
+  // Per rank only its own variables. Capped so the product cannot overflow
+  // (procsPerNode is unchecked here).
   const size_t procs = static_cast<size_t>(std::clamp(spec.procs_per_node(), 1, 1 << 20));
-  return spec.working_dir().size() + spec.user().size() + procs * rank;
+  return gang + procs * kRankEnvAllowance;
 }
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {

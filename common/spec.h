@@ -28,14 +28,18 @@ inline constexpr size_t kMaxSpecBytes = 1 << 20;
 // reserved, the node's memory is not counted) and GPUs to 0.
 inline constexpr int64_t kDefaultMilliCpus = 1000;
 
-// The most one node's launch message (argv and env of each of its
-// procsPerNode ranks) may take: gRPC's default 4 MiB message limit, which
-// the agent's stream has. A larger launch never arrives, and the node's
-// session fails on every retry. Checked at submit with an estimate.
+// The most one node's launch message may take: gRPC's default 4 MiB
+// message limit, which the agent's stream has. A larger launch never
+// arrives, and the node's session fails on every retry. Checked at submit
+// with an estimate. The command line and env go once per node
+// (LaunchGang), not once per rank.
 inline constexpr size_t kMaxLaunchBytes = 4 << 20;
-// What the estimate adds per rank for the variables gangway sets itself
-// (RANK, WORLD_SIZE, MASTER_ADDR, tokens, ...), and per string for framing.
-inline constexpr size_t kRankEnvAllowance = 4 << 10;
+// What the estimate adds once for the variables gangway sets for every
+// rank (WORLD_SIZE, MASTER_ADDR, the job token, ...), per rank for its own
+// (RANK, CUDA_VISIBLE_DEVICES with up to 64 GPUs, ...), and per string
+// for framing.
+inline constexpr size_t kGangEnvAllowance = 4 << 10;
+inline constexpr size_t kRankEnvAllowance = 512;
 inline constexpr size_t kPerStringOverhead = 8;
 
 // The estimated bytes of one node's launch message for `spec`.

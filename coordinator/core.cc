@@ -553,18 +553,23 @@ void Core::LaunchOn(v1::Job& job, const std::string& node) {
   if (!job.sweep().empty() && job.ranks_size() > 0 && node == job.ranks(0).node()) {
     if (auto collector = sweeps_.CollectorFor(job.sweep())) *launch->mutable_metrics() = *collector;
   }
-  const std::vector<std::string> argv = common::RankArgv(job.spec());
-  const std::string token =
-      options_.job_token ? options_.job_token(job.id(), job.attempt()) : std::string();
+  // What the ranks share goes once: repeated per rank, a large argument
+  // times procsPerNode passed gRPC's message limit and wedged the node.
+  for (std::string& a : common::RankArgv(job.spec())) launch->add_argv(std::move(a));
+  auto& env = *launch->mutable_env();
+  for (auto& [k, v] : common::GangEnvironment(job, options_.rendezvous_endpoint)) {
+    env[k] = std::move(v);
+  }
+  if (options_.job_token) {
+    if (std::string token = options_.job_token(job.id(), job.attempt()); !token.empty()) {
+      env["GANGWAY_JOB_TOKEN"] = std::move(token);
+    }
+  }
   for (const auto& rank : job.ranks()) {
     if (rank.node() != node || rank.state() != v1::RANK_STATE_LAUNCHING) continue;
     v1::RankLaunch* rl = launch->add_ranks();
     rl->set_rank(rank.rank());
-    for (auto& [k, v] : common::RankEnvironment(job, rank, options_.rendezvous_endpoint)) {
-      (*rl->mutable_env())[k] = v;
-    }
-    if (!token.empty()) (*rl->mutable_env())["GANGWAY_JOB_TOKEN"] = token;
-    for (const auto& a : argv) rl->add_argv(a);
+    for (auto& [k, v] : common::RankOnlyEnvironment(job, rank)) (*rl->mutable_env())[k] = v;
   }
   if (launch->ranks_size() > 0) Send(node, std::move(msg));
 }

@@ -6,6 +6,7 @@
 #include <random>
 #include <regex>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 
@@ -180,13 +181,17 @@ TEST(InputIntegration, HostileSpecsGetClearErrorsFromTheCli) {
   EXPECT_NE(r.err.find("line 3: aliases are not supported"), std::string::npos) << r.err;
 
   // 600 KB of arguments x 8 processes: a 4.8 MB launch wedged the node.
-  r = cluster.Cli({"submit", cluster.WriteSpec("wide.yaml",
-                                               "name: wide\nprocsPerNode: 8\nresources: {cpus: "
-                                               "0.1}\ncommand: [x]\nargs: [" +
-                                                   std::string(600'000, 'a') + "]\n")});
-  EXPECT_EQ(r.code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("procsPerNode: one node's launch would be about 4.8 MB"), std::string::npos)
-      << r.err;
+  // The arguments now go once per node, and the job runs (six arguments
+  // of 100 KB: Linux refuses a single one over 128 KiB).
+  std::string wide =
+      "name: wide\nprocsPerNode: 8\nresources: {cpus: 0.1}\n"
+      "command: [sh, -c, 'test $# -eq 6 && test ${#1} -eq 100000', sh]\nargs: [";
+  for (int i = 0; i < 6; ++i) absl::StrAppend(&wide, i ? ", " : "", std::string(100'000, 'a'));
+  r = cluster.Cli({"submit", cluster.WriteSpec("wide.yaml", wide + "]\n")});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(job/(\S+) submitted)"))) << r.out;
+  EXPECT_TRUE(cluster.WaitForState(m[1].str(), v1::JOB_STATE_SUCCEEDED, 30s));
 
   // 262,144 ranks on two 2-cpu nodes: accepted, it waited forever.
   r = cluster.Cli({"submit", cluster.WriteSpec("huge.yaml",

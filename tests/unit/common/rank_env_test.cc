@@ -147,6 +147,42 @@ TEST(RankEnvironmentTest, SetMasterPortRewritesBothPortVariables) {
   EXPECT_EQ(map["MASTER_ADDR"], "node-a.example");
 }
 
+// A launch carries the shared part once; each rank only what differs.
+TEST(RankEnvironmentTest, GangAndRankPartsMakeTheWholeAndRankPartIsSmall) {
+  v1::Job job = TwoByFour();
+  (*job.mutable_spec()->mutable_env())["DATA"] = std::string(10'000, 'd');
+  EnvList own = RankOnlyEnvironment(job, Rank5());
+  auto rank = AsMap(own);
+  EXPECT_EQ(rank.size(), own.size());
+  EXPECT_EQ(rank["RANK"], "5");
+  EXPECT_EQ(rank["CUDA_VISIBLE_DEVICES"], "2,3");
+  EXPECT_FALSE(rank.contains("DATA"));
+  EXPECT_FALSE(rank.contains("WORLD_SIZE"));
+  auto gang = AsMap(GangEnvironment(job, "coord:7070"));
+  EXPECT_FALSE(gang.contains("RANK"));
+  EXPECT_FALSE(gang.contains("CUDA_VISIBLE_DEVICES"));
+  EXPECT_EQ(gang["WORLD_SIZE"], "8");
+  for (const auto& [k, v] : rank) gang[k] = v;
+  EXPECT_EQ(gang, AsMap(RankEnvironment(job, Rank5(), "coord:7070")));
+}
+
+TEST(LaunchEnvironmentTest, RankEnvOnTopOfTheGangsAndGangArgvWhenTheRankHasNone) {
+  v1::LaunchGang launch;
+  (*launch.mutable_env())["A"] = "gang";
+  (*launch.mutable_env())["RANK"] = "from-spec";
+  launch.add_argv("python");
+  launch.add_argv("train.py");
+  v1::RankLaunch rl;
+  (*rl.mutable_env())["RANK"] = "3";
+  (*rl.mutable_env())["B"] = "rank";
+  EXPECT_EQ(LaunchEnvironment(launch, rl), (EnvList{{"A", "gang"}, {"B", "rank"}, {"RANK", "3"}}));
+  EXPECT_THAT(LaunchArgv(launch, rl), ElementsAre("python", "train.py"));
+  // A launch from a coordinator that sent everything per rank.
+  rl.add_argv("own");
+  EXPECT_THAT(LaunchArgv(launch, rl), ElementsAre("own"));
+  EXPECT_EQ(LaunchEnvironment(v1::LaunchGang(), rl), (EnvList{{"B", "rank"}, {"RANK", "3"}}));
+}
+
 TEST(RankArgvTest, CommandThenArgsWithTrialSubstitution) {
   v1::JobSpec spec;
   spec.add_command("python");

@@ -466,25 +466,33 @@ TEST(ParseJobSpecTest, CpusDefaultToOnePerProcessAndExplicitValuesStay) {
   }
 }
 
-// A node's ranks are launched in one message: 600 KB of arguments x 8
-// processes (4.8 MB) never arrived and wedged the node's session.
+// A node's ranks are launched in one message, past gRPC's limit it never
+// arrives: refused at submit, naming the biggest part of the command line.
 TEST(ParseJobSpecTest, LaunchOverTheGrpcLimitIsRefused) {
-  const std::string big(600'000, 'a');
-  EXPECT_THAT(ErrorOf(absl::StrCat("name: a\nprocsPerNode: 8\ncommand: [x]\nargs: [", big, "]\n")),
-              HasSubstr("line 2: procsPerNode: one node's launch would be about 4.8 MB (8 "
-                        "processes x 604.1 KB of command, args and env), over gRPC's 4 MiB "
-                        "message limit"));
-  EXPECT_TRUE(
-      ParseJobSpec(absl::StrCat("name: a\nprocsPerNode: 6\ncommand: [x]\nargs: [", big, "]\n"))
-          .ok());
   v1::JobSpec spec = ValidProto();
-  spec.set_procs_per_node(256);
-  (*spec.mutable_env())["DATA"] = std::string(20'000, 'd');
-  EXPECT_THAT(ErrorOf(spec), HasSubstr("procsPerNode: one node's launch would be about"));
-  spec.set_procs_per_node(1);
   (*spec.mutable_env())["DATA"] = std::string(5'000'000, 'd');
   EXPECT_THAT(ErrorOf(spec), HasSubstr("env: one node's launch would be about 5.0 MB"));
   EXPECT_GT(EstimateLaunchBytes(spec), kMaxLaunchBytes);
+  spec = ValidProto();
+  spec.add_args(std::string(4'500'000, 'a'));
+  EXPECT_THAT(ErrorOf(spec), HasSubstr("args: one node's launch would be about 4.5 MB (4500.0 KB "
+                                       "of command, args and env), over gRPC's 4 MiB message "
+                                       "limit"));
+}
+
+// The command line and env go once per node, not once per rank: 600 KB of
+// arguments x 8 processes was refused (and, before that, a 4.8 MB launch
+// wedged the node).
+TEST(ParseJobSpecTest, LargeArgumentsTimesProcsPerNodeAreAccepted) {
+  const std::string big(600'000, 'a');
+  EXPECT_TRUE(
+      ParseJobSpec(absl::StrCat("name: a\nprocsPerNode: 8\ncommand: [x]\nargs: [", big, "]\n"))
+          .ok());
+  v1::JobSpec spec = ValidProto();
+  spec.set_procs_per_node(256);
+  (*spec.mutable_env())["DATA"] = std::string(900'000, 'd');
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
+  EXPECT_LT(EstimateLaunchBytes(spec), 1'100'000u);
 }
 
 TEST(ValidateJobSpecTest, SameRulesWithoutLines) {

@@ -288,7 +288,8 @@ TEST_F(OwnershipTest, LaunchesCarryTheAttemptsJobTokenAndOnlyTheRunningAttemptIs
   const std::vector<fakes::Sent> sent = sink_.Take();
   ASSERT_EQ(sent.size(), 1u);
   ASSERT_TRUE(sent[0].msg.has_launch());
-  const auto& env = sent[0].msg.launch().ranks(0).env();
+  // Sent once per node, for every rank of the node.
+  const auto& env = sent[0].msg.launch().env();
   ASSERT_TRUE(env.contains("GANGWAY_JOB_TOKEN"));
   EXPECT_EQ(env.at("GANGWAY_JOB_TOKEN"), absl::StrCat("token-for-", job->id(), "#1"));
 

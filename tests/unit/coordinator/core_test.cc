@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/rank_env.h"
 #include "coordinator/job_state.h"
 #include "coordinator/sqlite_store.h"
 #include "tests/unit/coordinator/fakes.h"
@@ -62,8 +63,10 @@ int CountKind(const std::vector<Sent>& sent, Kind kind) {
                                         [&](const Sent& s) { return s.msg.msg_case() == kind; }));
 }
 
-std::map<std::string, std::string> EnvOf(const v1::RankLaunch& rl) {
-  return {rl.env().begin(), rl.env().end()};
+// A launched rank's environment, as the agent builds it.
+std::map<std::string, std::string> EnvOf(const v1::LaunchGang& launch, const v1::RankLaunch& rl) {
+  const common::EnvList env = common::LaunchEnvironment(launch, rl);
+  return {env.begin(), env.end()};
 }
 
 v1::NodeInventory Inventory(int gpus, int64_t milli_cpus = 64000, int64_t memory = 256 * kGi) {
@@ -345,8 +348,8 @@ TEST_F(CoreTest, SubmitAnswersPendingThenLaunchesOnlyRankZerosNodeWithPortZero) 
   for (int i = 0; i < 4; ++i) {
     const v1::RankLaunch& rl = launch.ranks(i);
     EXPECT_EQ(rl.rank(), i);
-    EXPECT_THAT(rl.argv(), ElementsAre("python", "train.py", "--lr", "0.1"));
-    auto env = EnvOf(rl);
+    EXPECT_THAT(common::LaunchArgv(launch, rl), ElementsAre("python", "train.py", "--lr", "0.1"));
+    auto env = EnvOf(launch, rl);
     EXPECT_EQ(env["RANK"], absl::StrCat(i));
     EXPECT_EQ(env["WORLD_SIZE"], "8");
     EXPECT_EQ(env["MASTER_ADDR"], "a.cluster");
@@ -383,7 +386,7 @@ TEST_F(CoreTest, GangStartedPortLaunchesTheOtherNodesThenRunning) {
   EXPECT_EQ(other.master_port(), kPort);
   ASSERT_EQ(other.ranks_size(), 4);
   EXPECT_EQ(other.ranks(0).rank(), 4);
-  auto env = EnvOf(other.ranks(0));
+  auto env = EnvOf(other, other.ranks(0));
   EXPECT_EQ(env["MASTER_PORT"], "29500");
   EXPECT_EQ(env["PET_MASTER_PORT"], "29500");
   EXPECT_EQ(env["MASTER_ADDR"], "a.cluster");
@@ -833,7 +836,7 @@ TEST_F(CoreTest, FailedRankStopsTheGangAndRelaunchesAsAttemptTwo) {
   ASSERT_EQ(launches.size(), 1u);
   EXPECT_EQ(launches[0].launch().attempt(), 2);
   EXPECT_EQ(launches[0].launch().master_port(), 0);
-  EXPECT_EQ(EnvOf(launches[0].launch().ranks(0))["GANGWAY_ATTEMPT"], "2");
+  EXPECT_EQ(EnvOf(launches[0].launch(), launches[0].launch().ranks(0))["GANGWAY_ATTEMPT"], "2");
   EXPECT_THAT(To(sent, 2, kLaunch), IsEmpty());
 
   // The second failure exhausts backoffLimit 1.

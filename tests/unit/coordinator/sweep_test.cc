@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/rank_env.h"
 #include "coordinator/core.h"
 #include "coordinator/job_state.h"
 #include "coordinator/sqlite_store.h"
@@ -1155,9 +1156,10 @@ TEST_F(SweepTest, TrialParamsAreSubstitutedIntoCommandArgsEnvAndWorkingDir) {
   ASSERT_EQ(launches.size(), 1u);
   const v1::LaunchGang& l = launches[0].second;
   ASSERT_EQ(l.ranks_size(), 1);
-  EXPECT_THAT(l.ranks(0).argv(),
+  EXPECT_THAT(common::LaunchArgv(l, l.ranks(0)),
               ElementsAre("python", "train-adam.py", "--lr=0.01", "adam", "${HOME}", "0.01adam"));
-  std::map<std::string, std::string> env(l.ranks(0).env().begin(), l.ranks(0).env().end());
+  const common::EnvList merged = common::LaunchEnvironment(l, l.ranks(0));
+  std::map<std::string, std::string> env(merged.begin(), merged.end());
   EXPECT_EQ(env["LR"], "0.01");
   EXPECT_EQ(env["OPT_NAME"], "opt-adam");
   EXPECT_EQ(env["GANGWAY_PARAM_LR"], "0.01");
