@@ -14,7 +14,7 @@ namespace gangway::tuner {
 
 struct Observation {
   UnitPoint u;
-  double loss = 0;  // Lower is better.
+  double loss = 0;  // Lower is better; the first objective's.
 };
 
 // A trial the tuner knows, for samplers that follow trials one by one
@@ -25,6 +25,9 @@ struct KnownTrial {
   const Assignment* assignment = nullptr;
   State state = State::kPending;
   double loss = 0;  // Completed trials only.
+  // Every objective's loss (one for a single-objective tuner); completed
+  // trials only, else empty.
+  const std::vector<double>* losses = nullptr;
 };
 
 // Everything a sampler may look at. Assignments of every trial the tuner

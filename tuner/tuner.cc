@@ -17,9 +17,11 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
   if (n == "multivariate-tpe") return Algorithm::kMultivariateTpe;
   if (n == "cmaes") return Algorithm::kCmaEs;
   if (n == "hyperband") return Algorithm::kHyperband;
+  if (n == "nsga2" || n == "nsga-ii") return Algorithm::kNsga2;
   return absl::InvalidArgumentError(absl::StrCat(
       "algorithm: unknown \"", std::string(name),
-      "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband)"));
+      "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband, "
+      "nsga2)"));
 }
 
 std::string_view AlgorithmName(Algorithm algorithm) {
@@ -40,6 +42,8 @@ std::string_view AlgorithmName(Algorithm algorithm) {
       return "cmaes";
     case Algorithm::kHyperband:
       return "hyperband";
+    case Algorithm::kNsga2:
+      return "nsga2";
   }
   return "unknown";
 }
@@ -50,6 +54,27 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
   }
   if (const auto* a = std::get_if<AshaOptions>(&options.early_stopping)) {
     if (absl::Status s = Validate(*a); !s.ok()) return s;
+  }
+  if (options.objectives.size() >= 2) {
+    if (options.objectives.size() > kMaxObjectives) {
+      return absl::InvalidArgumentError(absl::StrCat("objectives: at most ", kMaxObjectives,
+                                                     ", got ", options.objectives.size()));
+    }
+    switch (options.algorithm) {
+      case Algorithm::kGrid:
+      case Algorithm::kRandom:
+      case Algorithm::kSobol:
+      case Algorithm::kNsga2:
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "algorithm.name: ", std::string(AlgorithmName(options.algorithm)),
+            " optimizes one objective; with several use nsga2, random, sobol or grid"));
+    }
+    if (!std::holds_alternative<std::monostate>(options.early_stopping)) {
+      return absl::InvalidArgumentError(
+          "earlyStopping: not available with several objectives (which one would it judge?)");
+    }
   }
   std::unique_ptr<Sampler> sampler;
   switch (options.algorithm) {
@@ -95,6 +120,14 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       }
       sampler = MakeCmaEsSampler(space, options.cmaes, options.seed);
       break;
+    case Algorithm::kNsga2:
+      if (options.nsga2.population < 2 || options.nsga2.population > 10'000) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("algorithm.settings.population: must be between 2 and 10000, got ",
+                         options.nsga2.population));
+      }
+      sampler = MakeNsga2Sampler(space, options.nsga2, options.seed);
+      break;
     case Algorithm::kHyperband: {
       auto s = MakeHyperbandSampler(space, options.hyperband, options.seed);
       if (!s.ok()) return s.status();
@@ -124,7 +157,7 @@ absl::StatusOr<std::vector<Proposal>> Tuner::Ask(int n) {
                             t.state == State::kCompleted ? KnownTrial::State::kCompleted
                             : t.state == State::kFailed  ? KnownTrial::State::kFailed
                                                          : KnownTrial::State::kPending,
-                            t.loss});
+                            t.loss, t.state == State::kCompleted ? &t.losses : nullptr});
     if (t.state == State::kCompleted) input.completed.push_back({t.unit, t.loss});
     if (t.state == State::kPending) input.pending.push_back(t.unit);
   }
@@ -165,14 +198,29 @@ absl::StatusOr<Tuner::Trial*> Tuner::FindPending(int64_t trial_id) {
 }
 
 absl::Status Tuner::Tell(int64_t trial_id, double objective) {
-  if (!std::isfinite(objective)) {
-    return absl::InvalidArgumentError(absl::StrCat("trial ", trial_id, ": objective ", objective,
-                                                   " is not finite; tell it failed"));
+  return Tell(trial_id, std::span<const double>(&objective, 1));
+}
+
+absl::Status Tuner::Tell(int64_t trial_id, std::span<const double> objectives) {
+  if (static_cast<int>(objectives.size()) != objective_count()) {
+    return absl::InvalidArgumentError(absl::StrCat("trial ", trial_id, ": ", objectives.size(),
+                                                   " objective values for ", objective_count(),
+                                                   " objectives"));
+  }
+  for (double objective : objectives) {
+    if (!std::isfinite(objective)) {
+      return absl::InvalidArgumentError(absl::StrCat("trial ", trial_id, ": objective ", objective,
+                                                     " is not finite; tell it failed"));
+    }
   }
   absl::StatusOr<Trial*> t = FindPending(trial_id);
   if (!t.ok()) return t.status();
   (*t)->state = State::kCompleted;
-  (*t)->loss = ToLoss(objective);
+  (*t)->losses.clear();
+  for (size_t i = 0; i < objectives.size(); ++i) {
+    (*t)->losses.push_back(ToLoss(objectives[i], static_cast<int>(i)));
+  }
+  (*t)->loss = (*t)->losses[0];
   return absl::OkStatus();
 }
 
@@ -233,15 +281,38 @@ int Tuner::completed_count() const {
 
 std::optional<BestTrial> Tuner::best() const {
   std::optional<BestTrial> best;
+  if (objective_count() > 1) return best;
   double best_loss = 0;
   for (const auto& [id, t] : trials_) {
     if (t.state != State::kCompleted) continue;
     if (!best || t.loss < best_loss) {
       best_loss = t.loss;
-      best = BestTrial{id, t.assignment, ToLoss(t.loss)};
+      best = BestTrial{id, t.assignment, ToLoss(t.loss), {ToLoss(t.loss)}};
     }
   }
   return best;
+}
+
+std::vector<BestTrial> Tuner::pareto_front() const {
+  std::vector<const std::pair<const int64_t, Trial>*> done;
+  std::vector<Losses> points;
+  for (const auto& entry : trials_) {
+    if (entry.second.state != State::kCompleted) continue;
+    done.push_back(&entry);
+    points.push_back(entry.second.losses);
+  }
+  std::vector<BestTrial> out;
+  if (points.empty()) return out;
+  const std::vector<std::vector<int>> fronts = NonDominatedFronts(points);
+  for (int i : fronts[0]) {
+    const auto& [id, t] = *done[i];
+    BestTrial b{id, t.assignment, ToLoss(t.loss), {}};
+    for (size_t k = 0; k < t.losses.size(); ++k) {
+      b.objectives.push_back(ToLoss(t.losses[k], static_cast<int>(k)));
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
 }
 
 }  // namespace gangway::tuner

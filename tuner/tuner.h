@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -35,12 +36,15 @@
 #include "tuner/cmaes.h"
 #include "tuner/early_stopping.h"
 #include "tuner/hyperband.h"
+#include "tuner/nsga2.h"
+#include "tuner/pareto.h"
 #include "tuner/search_space.h"
 #include "tuner/tpe.h"
 
 namespace gangway::tuner {
 
 enum class Direction { kMinimize, kMaximize };
+inline constexpr size_t kMaxObjectives = 4;
 enum class Algorithm {
   kGrid,
   kRandom,
@@ -49,11 +53,12 @@ enum class Algorithm {
   kTpe,
   kMultivariateTpe,
   kCmaEs,
-  kHyperband
+  kHyperband,
+  kNsga2
 };
 
 // "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization"),
-// "tpe", "multivariate-tpe", "cmaes", "hyperband".
+// "tpe", "multivariate-tpe", "cmaes", "hyperband", "nsga2".
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 std::string_view AlgorithmName(Algorithm algorithm);
 
@@ -62,6 +67,10 @@ using EarlyStoppingOptions = std::variant<std::monostate, MedianStoppingOptions,
 struct TunerOptions {
   Algorithm algorithm = Algorithm::kRandom;
   Direction direction = Direction::kMinimize;
+  // Two or more: a multi-objective tuner (`direction` is then unused); Tell
+  // takes one value per objective. Grid, random, sobol and nsga2 take
+  // several objectives; the others optimize one.
+  std::vector<Direction> objectives;
   uint64_t seed = 0;
   GridOptions grid;
   BayesianOptions bayesian;
@@ -69,6 +78,7 @@ struct TunerOptions {
   TpeOptions tpe;
   CmaEsOptions cmaes;
   HyperbandOptions hyperband;
+  Nsga2Options nsga2;
   EarlyStoppingOptions early_stopping;
 };
 
@@ -80,7 +90,8 @@ struct Proposal {
 struct BestTrial {
   int64_t trial_id = 0;
   Assignment assignment;
-  double objective = 0;
+  double objective = 0;            // The first objective's value.
+  std::vector<double> objectives;  // Every objective's value.
 };
 
 class Tuner {
@@ -107,6 +118,9 @@ class Tuner {
   // FAILED_PRECONDITION if it already finished, INVALID_ARGUMENT for a
   // non-finite value (tell such a trial failed instead).
   absl::Status Tell(int64_t trial_id, double objective);
+  // One value per objective; INVALID_ARGUMENT for the wrong count. The
+  // single-value Tell is this with one value.
+  absl::Status Tell(int64_t trial_id, std::span<const double> objectives);
   absl::Status TellFailed(int64_t trial_id);
 
   // An intermediate objective value at `step`; the decision of the
@@ -123,7 +137,15 @@ class Tuner {
   bool exhausted() const;
   int pending_count() const;
   int completed_count() const;
+  // The best completed trial (lowest id among equals); for several
+  // objectives, nullopt: see pareto_front().
   std::optional<BestTrial> best() const;
+  // The completed trials no other completed trial dominates, in id order
+  // (with one objective: the best, and any trial equal to it).
+  std::vector<BestTrial> pareto_front() const;
+  int objective_count() const {
+    return options_.objectives.size() >= 2 ? static_cast<int>(options_.objectives.size()) : 1;
+  }
   const SearchSpace& space() const { return space_; }
   const TunerOptions& options() const { return options_; }
 
@@ -134,14 +156,18 @@ class Tuner {
     UnitPoint unit;
     State state = State::kPending;
     double loss = 0;
-    Series series;  // Losses.
+    std::vector<double> losses;  // Every objective's; loss is the first.
+    Series series;               // Losses.
     bool stopped = false;
   };
 
   Tuner(SearchSpace space, TunerOptions options, std::unique_ptr<Sampler> sampler);
   absl::StatusOr<Trial*> FindPending(int64_t trial_id);
-  double ToLoss(double objective) const {
-    return options_.direction == Direction::kMinimize ? objective : -objective;
+  Direction DirectionOf(int objective) const {
+    return options_.objectives.size() >= 2 ? options_.objectives[objective] : options_.direction;
+  }
+  double ToLoss(double objective, int index = 0) const {
+    return DirectionOf(index) == Direction::kMinimize ? objective : -objective;
   }
 
   SearchSpace space_;
