@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/metrics_batches.h"
 #include "agent/metrics_tail.h"
 #include "agent/supervisor.h"
 #include "boost/asio/executor_work_guard.hpp"
@@ -399,14 +400,12 @@ struct Agent::Impl {
     // they would be dropped.
     if (!stream) return;
     std::vector<v1::MetricPoint> points = drain ? tail.Drain(NowMs()) : tail.Poll(NowMs());
-    if (points.empty()) return;
-    v1::AgentMessage msg;
-    v1::RankMetrics* m = msg.mutable_metrics();
-    m->set_job_id(std::get<0>(key));
-    m->set_attempt(std::get<1>(key));
-    m->set_rank(std::get<2>(key));
-    for (auto& p : points) *m->add_points() = std::move(p);
-    Write(msg);
+    // In messages well under gRPC's limit, in order: one refused message
+    // lost a burst's last points, the trial's objective among them.
+    for (const v1::AgentMessage& msg : MetricsMessages(std::get<0>(key), std::get<1>(key),
+                                                       std::get<2>(key), std::move(points))) {
+      Write(msg);
+    }
   }
 
   static int64_t NowMs() {
