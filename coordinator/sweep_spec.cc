@@ -484,8 +484,9 @@ std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors
   std::sort(settings.begin(), settings.end());
   for (const auto& [key, value] : settings) {
     std::string path = absl::StrCat("algorithm.settings.", key);
+    // An init-capture: clang before 16 cannot capture a structured binding.
     auto rule = std::find_if(rules.begin(), rules.end(),
-                             [&](const SettingRule& r) { return r.key == key; });
+                             [&k = key](const SettingRule& r) { return r.key == k; });
     if (rule == rules.end()) {
       std::string known =
           keys.empty()

@@ -15,6 +15,10 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// C++20 deduces this from an aggregate initializer; clang before 17 does
+// not (the fuzz build uses Debian's clang 14), so spell the guide out.
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 absl::Status Invalid(const std::string& name, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("parameters.", name, ": ", what));
