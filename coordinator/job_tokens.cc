@@ -80,7 +80,11 @@ absl::StatusOr<JobTokens::Claim> JobTokens::Verify(absl::string_view token) cons
   if (attempt_dot == absl::string_view::npos || attempt_dot == 0) return bad;
   Claim claim;
   claim.job_id = std::string(rest.substr(0, attempt_dot));
-  if (!absl::SimpleAtoi(rest.substr(attempt_dot + 1), &claim.attempt) || claim.attempt <= 0) {
+  const absl::string_view attempt = rest.substr(attempt_dot + 1);
+  // Exactly as Mint writes it: SimpleAtoi alone also takes " 1", "+1" and
+  // "01", and one token must have one spelling (logs, revocation lists).
+  if (!absl::SimpleAtoi(attempt, &claim.attempt) || claim.attempt <= 0 ||
+      absl::StrCat(claim.attempt) != attempt) {
     return bad;
   }
   const std::string want = Mac(claim.job_id, claim.attempt);

@@ -10,6 +10,8 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/tokens.h"
 #include "coordinator/core.h"
@@ -212,6 +214,21 @@ TEST(JobTokensTest, ATokenCannotBeMovedToAnotherJobOrAttemptOrForged) {
   }
   const JobTokens other = JobTokens::WithKey(std::string(32, 'x'));
   EXPECT_FALSE(other.Verify(token).ok()) << "another coordinator's key";
+}
+
+// Found by tests/fuzz/tokens_fuzz.cc: the attempt was read with SimpleAtoi,
+// which takes leading whitespace, a sign and leading zeros, so one minted
+// token verified in many spellings.
+TEST(JobTokensTest, OnlyTheMintedSpellingVerifies) {
+  const JobTokens jobs = JobTokens::WithKey(std::string(32, 'k'));
+  const std::string token = jobs.Mint("a-1", 1);
+  const std::string mac = token.substr(token.rfind('.') + 1);
+  ASSERT_TRUE(jobs.Verify(token).ok());
+  for (const char* attempt : {"01", "+1", " 1", "\f1", "1 ", "\t1"}) {
+    const std::string respelled = absl::StrCat("gwj1.a-1.", attempt, ".", mac);
+    EXPECT_EQ(jobs.Verify(respelled).status().code(), absl::StatusCode::kUnauthenticated)
+        << absl::CEscape(respelled);
+  }
 }
 
 TEST(JobTokensTest, OpenMakesAPrivateKeyOnceAndReadsItBack) {
