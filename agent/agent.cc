@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/keepers.h"
 #include "agent/metrics_batches.h"
 #include "agent/metrics_tail.h"
 #include "agent/supervisor.h"
@@ -109,6 +110,7 @@ struct Agent::Impl {
     int64_t pid = 0;
     bool exited = false;
     int32_t exit_code = 0;
+    std::string keeper_id;  // with rank keepers
   };
 
   AgentOptions options;
@@ -116,7 +118,11 @@ struct Agent::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::steady_timer heartbeat{io};
   std::unique_ptr<Supervisor> supervisor;  // loop thread
-  std::map<RankKey, Record> records;       // loop thread
+  // Set with options.keeper_exe: ranks run under keepers (keeper.h) and
+  // outlive this process; the supervisor then launches nothing.
+  std::unique_ptr<Keepers> keepers;                 // loop thread
+  std::map<RankKey, int64_t> saved_metrics_offset;  // loop thread
+  std::map<RankKey, Record> records;                // loop thread
   std::unordered_map<pid_t, RankKey> by_pid;
   std::map<RankKey, MetricsTail> tails;  // loop thread: trials' rank 0
   asio::steady_timer metrics_timer{io};
@@ -131,6 +137,10 @@ struct Agent::Impl {
   // (hundreds of launches queued) handles an ack late, and must not take
   // that for silence.
   std::atomic<int64_t> last_ack_ms{0};
+  // The lease as granted by the last RegisterAck, for the session thread,
+  // which renews the keepers' lease file the moment it reads an ack.
+  std::atomic<int64_t> granted_lease_ms{0};
+  std::atomic<int64_t> granted_grace_ms{0};
   static int64_t SteadyMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -160,6 +170,15 @@ struct Agent::Impl {
       : options(std::move(o)), policy(WorkloadUserPolicy::Create(options.workload, CurrentUser())) {
     supervisor = std::make_unique<Supervisor>(
         io, [this](pid_t pid, const ExitInfo& info) { OnExit(pid, info); }, options.environment);
+    if (!options.keeper_exe.empty()) {
+      keepers = std::make_unique<Keepers>(
+          io,
+          KeepersOptions{options.keeper_exe,
+                         (std::filesystem::path(options.state_dir) / "keepers").string(),
+                         options.environment},
+          [this](const std::string&, pid_t pid, const ExitInfo& info) { OnExit(pid, info); });
+      AdoptRanks();
+    }
     if (!policy.ok()) {
       GW_LOG_ERROR("node={}: no rank can run: {}", options.name,
                    std::string(policy.status().message()));
@@ -203,6 +222,63 @@ struct Agent::Impl {
     return reg;
   }
 
+  // Ranks a previous agent process left under their keepers: known again
+  // before the first registration, which reports them to the coordinator
+  // as running (or with the exit they had meanwhile).
+  void AdoptRanks() {
+    int running = 0, ended = 0;
+    for (Keepers::Adopted& a : keepers->Adopt()) {
+      const v1::KeeperRecord& r = a.record;
+      RankKey key{r.job_id(), r.attempt(), r.rank()};
+      Record& rec = records[key];
+      rec.pid = r.rank_pid();
+      rec.keeper_id = a.id;
+      if (a.exit) {
+        rec.exited = true;
+        rec.exit_code = a.exit->exit_code;
+        ++ended;
+        GW_LOG_INFO("node={} job={} attempt={} rank={} ended while no agent ran: code={} {}",
+                    options.name, r.job_id(), r.attempt(), r.rank(), rec.exit_code, a.note);
+      } else {
+        by_pid[static_cast<pid_t>(rec.pid)] = key;
+        ++running;
+      }
+      if (!r.metrics().kind().empty() && r.metrics().kind() != "push") {
+        absl::StatusOr<MetricsTail> tail =
+            MetricsTail::Create(r.metrics_path(), r.metrics(), r.metrics_json());
+        if (tail.ok()) {
+          tail->Seek(a.metrics_offset);
+          saved_metrics_offset[key] = a.metrics_offset;
+          tails.emplace(key, *std::move(tail));
+        }
+      }
+    }
+    if (running + ended > 0) {
+      GW_LOG_INFO("node={} re-adopted {} running ranks ({} more ended meanwhile)", options.name,
+                  running, ended);
+    }
+    if (!tails.empty()) ScheduleMetricsPoll();
+  }
+
+  // Where a restarted agent resumes the rank's metrics: past what was sent.
+  void SaveMetricsOffset(const RankKey& key, const MetricsTail& tail) {
+    if (!keepers) return;
+    auto rec = records.find(key);
+    if (rec == records.end() || rec->second.keeper_id.empty()) return;
+    int64_t& saved = saved_metrics_offset[key];
+    if (saved == tail.resume_offset()) return;
+    saved = tail.resume_offset();
+    keepers->SaveMetricsOffset(rec->second.keeper_id, saved);
+  }
+
+  void StopRank(const Record& rec, std::chrono::milliseconds grace) {
+    if (keepers) {
+      keepers->Stop(rec.keeper_id, grace);
+    } else {
+      supervisor->Stop(static_cast<pid_t>(rec.pid), grace);
+    }
+  }
+
   void OnExit(pid_t pid, const ExitInfo& info) {
     auto it = by_pid.find(pid);
     if (it == by_pid.end()) return;
@@ -225,6 +301,7 @@ struct Agent::Impl {
       }
       SendMetrics(key, tail->second, /*drain=*/true);
       tails.erase(tail);
+      saved_metrics_offset.erase(key);
     }
     Write(ExitedMessage(key, rec));
   }
@@ -256,6 +333,7 @@ struct Agent::Impl {
       }
       SendMetrics(it->first, it->second, /*drain=*/true);
       Write(ExitedMessage(it->first, rec->second));
+      saved_metrics_offset.erase(it->first);
       it = tails.erase(it);
     }
   }
@@ -322,9 +400,28 @@ struct Agent::Impl {
         req.memory_nodes = MemoryNodesFor(rl);
       }
       if (!user.ok()) AppendToLog(req.log_path, std::string(user.status().message()));
-      absl::StatusOr<pid_t> pid =
-          user.ok() ? supervisor->Launch(req) : absl::StatusOr<pid_t>(user.status());
+      std::string keeper_id;
+      absl::StatusOr<pid_t> pid = absl::InternalError("not launched");
+      if (!user.ok()) {
+        pid = user.status();
+      } else if (keepers) {
+        v1::KeeperRecord tag;
+        tag.set_job_id(launch.job_id());
+        tag.set_attempt(launch.attempt());
+        tag.set_rank(rl.rank());
+        if (collect) {
+          *tag.mutable_metrics() = launch.metrics();
+          tag.set_metrics_json(launch.metrics().kind() == "file");
+          tag.set_metrics_path(tag.metrics_json() ? metrics_file : req.log_path);
+        }
+        absl::StatusOr<Keepers::Kept> kept = keepers->Launch(req, std::move(tag));
+        if (kept.ok()) keeper_id = kept->id;
+        pid = kept.ok() ? absl::StatusOr<pid_t>(kept->pid) : kept.status();
+      } else {
+        pid = supervisor->Launch(req);
+      }
       Record& rec = records[key];
+      rec.keeper_id = keeper_id;
       v1::RankRecord* r = gs->add_ranks();
       r->set_job_id(launch.job_id());
       r->set_attempt(launch.attempt());
@@ -402,8 +499,8 @@ struct Agent::Impl {
     std::vector<v1::MetricPoint> points = drain ? tail.Drain(NowMs()) : tail.Poll(NowMs());
     // In messages well under gRPC's limit, in order: one refused message
     // lost a burst's last points, the trial's objective among them.
-    for (const v1::AgentMessage& msg : MetricsMessages(std::get<0>(key), std::get<1>(key),
-                                                       std::get<2>(key), std::move(points))) {
+    for (const v1::AgentMessage& msg :
+         MetricsMessages(std::get<0>(key), std::get<1>(key), std::get<2>(key), std::move(points))) {
       Write(msg);
     }
   }
@@ -422,7 +519,10 @@ struct Agent::Impl {
     metrics_timer.async_wait([this](const boost::system::error_code& ec) {
       metrics_polling = false;
       if (ec) return;
-      for (auto& [key, tail] : tails) SendMetrics(key, tail);
+      for (auto& [key, tail] : tails) {
+        SendMetrics(key, tail);
+        SaveMetricsOffset(key, tail);
+      }
       if (!tails.empty()) ScheduleMetricsPoll();
     });
   }
@@ -432,10 +532,7 @@ struct Agent::Impl {
          it != records.end() && std::get<0>(it->first) == stop.job_id() &&
          std::get<1>(it->first) == stop.attempt();
          ++it) {
-      if (!it->second.exited) {
-        supervisor->Stop(static_cast<pid_t>(it->second.pid),
-                         std::chrono::milliseconds(stop.grace_ms()));
-      }
+      if (!it->second.exited) StopRank(it->second, std::chrono::milliseconds(stop.grace_ms()));
     }
   }
 
@@ -443,7 +540,12 @@ struct Agent::Impl {
     for (auto it = records.lower_bound({forget.job_id(), forget.attempt(), INT32_MIN});
          it != records.end() && std::get<0>(it->first) == forget.job_id() &&
          std::get<1>(it->first) == forget.attempt();) {
-      it = it->second.exited ? records.erase(it) : std::next(it);
+      if (!it->second.exited) {
+        ++it;
+        continue;
+      }
+      if (keepers && !it->second.keeper_id.empty()) keepers->Forget(it->second.keeper_id);
+      it = records.erase(it);
     }
   }
 
@@ -516,7 +618,7 @@ struct Agent::Impl {
       int stopped = 0;
       for (const auto& [key, rec] : records) {
         if (rec.exited) continue;
-        supervisor->Stop(static_cast<pid_t>(rec.pid), std::chrono::milliseconds(lease_grace_ms));
+        StopRank(rec, std::chrono::milliseconds(lease_grace_ms));
         ++stopped;
       }
       if (stopped > 0) {
@@ -616,7 +718,21 @@ struct Agent::Impl {
               backoff = options.min_backoff_ms;
             }
           }
-          if (in.has_heartbeat_ack() || in.has_register_ack()) last_ack_ms = SteadyMs();
+          if (in.has_register_ack()) {
+            granted_lease_ms = std::max<int64_t>(0, in.register_ack().lease_ms());
+            granted_grace_ms = std::max<int64_t>(0, in.register_ack().lease_grace_ms());
+          }
+          if (in.has_heartbeat_ack() || in.has_register_ack()) {
+            last_ack_ms = SteadyMs();
+            // Here, not on the loop: a loop busy with a burst of launches
+            // must not let the keepers' lease run out.
+            if (keepers) {
+              absl::Status renewed = keepers->RenewLease(granted_lease_ms, granted_grace_ms);
+              if (!renewed.ok()) {
+                GW_LOG_WARN("node={} lease file: {}", options.name, std::string(renewed.message()));
+              }
+            }
+          }
           asio::post(io, [this, msg = std::move(in)] { Handle(msg); });
           in = v1::CoordinatorMessage();
         }
@@ -659,6 +775,9 @@ void Agent::Stop() {
       impl->heartbeat.cancel();
       impl->metrics_timer.cancel();
       impl->lease_timer.cancel();
+      // With keepers, ranks run on (the next agent adopts them, and the
+      // lease still stops them if none comes back in time).
+      impl->keepers.reset();
       impl->supervisor.reset();
       impl->work.reset();
     });

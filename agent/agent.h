@@ -42,6 +42,12 @@ struct AgentOptions {
   // The channel to the coordinator; with a CA, ranks also get it as PEM text
   // in GANGWAY_TLS_CA to verify the coordinator's rendezvous and metrics.
   common::ClientTls tls;
+  // A binary running the rank keeper (`EXE keeper RECORD`, keeper.h):
+  // gangway-agent itself. Set, every rank runs under a keeper and survives
+  // this agent: a restarted agent re-adopts it from state_dir/keepers, and
+  // the lease stops it even when this process is frozen or dead. Empty
+  // (`gangway local`, tests): ranks are the agent's children and die with it.
+  std::string keeper_exe;
 };
 
 // What a bad option would otherwise make every launch or connection fail
@@ -52,7 +58,8 @@ absl::Status ValidateAgentOptions(const AgentOptions& options);
 class Agent {
  public:
   explicit Agent(AgentOptions options);
-  // Stops: kills every rank it runs and closes the session.
+  // Stops: closes the session, and kills every rank it runs unless they
+  // run under keepers (AgentOptions::keeper_exe).
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;

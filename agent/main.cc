@@ -2,11 +2,14 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <string_view>
 
 #include "CLI/CLI.hpp"
 #include "agent/agent.h"
 #include "agent/inventory.h"
+#include "agent/keeper.h"
 #include "common/log.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
@@ -23,6 +26,9 @@ std::string EnvOr(const char* name, std::string fallback) {
 
 int main(int argc, char** argv) {
   using namespace gangway;
+  // The same binary is each rank's keeper (agent/keeper.h), so a node needs
+  // one file.
+  if (argc >= 2 && std::string_view(argv[1]) == "keeper") return agent::KeeperMain(argc, argv);
   CLI::App app{"gangway-agent: runs the ranks gangway places on this node"};
   agent::AgentOptions options;
   options.coordinator = EnvOr("GANGWAY_COORDINATOR", "127.0.0.1:7070");
@@ -73,6 +79,11 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", options.tls.key_file,
                  "the client certificate's private key (PEM, not readable by group or others)")
       ->envname("GANGWAY_TLS_KEY");
+  bool no_keepers = false;
+  app.add_flag("--no-rank-keepers", no_keepers,
+               "run ranks as the agent's own children: they die with the agent, and a frozen "
+               "agent cannot stop them when its lease runs out (default: each rank runs under a "
+               "small keeper process, survives an agent restart and is re-adopted)");
   CLI11_PARSE(app, argc, argv);
   common::SetupLogging(log_level);
 
@@ -132,6 +143,15 @@ int main(int argc, char** argv) {
   }
   if (options.address.empty()) options.address = options.name;
   options.inventory = inv;
+  if (!no_keepers) {
+    std::error_code ec;
+    options.keeper_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) {
+      std::cerr << "gangway-agent: cannot find its own binary for rank keepers (/proc/self/exe: "
+                << ec.message() << "); use --no-rank-keepers\n";
+      return 2;
+    }
+  }
 
   sigset_t set;
   sigemptyset(&set);

@@ -33,6 +33,11 @@ class MetricsTail {
   // `printf 'loss=%s'` without a newline was dropped).
   std::vector<v1::MetricPoint> Drain(int64_t now_ms);
 
+  // Where reading should resume in a new MetricsTail for the same file (a
+  // restarted agent re-adopting the rank): past every line already returned.
+  int64_t resume_offset() const { return offset_ - static_cast<int64_t>(splitter_.pending()); }
+  void Seek(int64_t offset) { offset_ = offset; }
+
   // Most bytes read per Poll, so one chatty rank cannot stall the loop.
   static constexpr int64_t kMaxReadBytes = 1 << 20;
   // Most points Poll or Drain returns; the agent sends them in one message,

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +69,8 @@ struct ChildPlan {
   int log_fd = -1;
   int error_fd = -1;
   bool switch_user = false;
+  int parent_death_signal = 0;
+  pid_t parent = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   const char* working_dir = nullptr;  // nullptr: inherit or home
@@ -121,6 +124,12 @@ struct ChildPlan {
     if (::syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(plan, Step::kSetgroups, errno);
     if (::syscall(SYS_setgid, plan.gid) != 0) ChildFail(plan, Step::kSetgid, errno);
     if (::syscall(SYS_setuid, plan.uid) != 0) ChildFail(plan, Step::kSetuid, errno);
+  }
+  // After the switch: changing credentials clears the setting. A parent
+  // that died before it was set is caught by the getppid check.
+  if (plan.parent_death_signal != 0) {
+    ::syscall(SYS_prctl, PR_SET_PDEATHSIG, plan.parent_death_signal, 0, 0, 0);
+    if (::syscall(SYS_getppid) != plan.parent) ::_exit(127);
   }
   // After the switch, so the kernel checks the workload user's access.
   if (plan.working_dir != nullptr) {
@@ -287,6 +296,8 @@ std::vector<std::string> ExecCandidates(const std::string& program, const char* 
 absl::StatusOr<pid_t> SpawnRank(const LaunchRequest& request, std::vector<std::string> env,
                                 int log_fd) {
   ChildPlan plan;
+  plan.parent_death_signal = request.parent_death_signal;
+  plan.parent = ::getpid();
   std::vector<std::string> argv_strings = request.argv;
   std::vector<char*> argv = CStrings(argv_strings);
   const char* path_var = nullptr;

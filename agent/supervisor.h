@@ -73,6 +73,10 @@ struct LaunchRequest {
   // inherit. Set in the child before exec (a memory policy survives exec
   // and cannot be set on another process).
   std::vector<int> memory_nodes;
+  // Sent to the rank when the process that launched it dies (0: none). A
+  // rank keeper (keeper.h) sets SIGKILL: a rank must not outlive the one
+  // process that knows its exit and enforces its lease.
+  int parent_death_signal = 0;
 };
 
 struct ExitInfo {

@@ -58,6 +58,8 @@ class MetricParser {
 // parser; keeps the unfinished tail between calls.
 class LineSplitter {
  public:
+  // Bytes of an unfinished line held back (0 while an overlong one is skipped).
+  size_t pending() const { return tail_.size(); }
   template <typename Fn>
   void Feed(std::string_view data, Fn&& on_line) {
     size_t start = 0;
