@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/clock.h"
 
 namespace gangway::cli {
@@ -96,6 +97,70 @@ const v1::Trial* BestTrial(const v1::Sweep& s) {
   return nullptr;
 }
 
+// A multi-objective sweep's front, in trial number order.
+std::vector<const v1::Trial*> FrontTrials(const v1::Sweep& s) {
+  std::vector<const v1::Trial*> out;
+  for (int64_t n : s.pareto_front()) {
+    for (const auto& t : s.trials()) {
+      if (t.number() == n) out.push_back(&t);
+    }
+  }
+  return out;
+}
+
+bool OnFront(const v1::Sweep& s, int64_t number) {
+  return std::find(s.pareto_front().begin(), s.pareto_front().end(), number) !=
+         s.pareto_front().end();
+}
+
+// "loss=0.1 acc=0.9" for a multi-objective trial.
+std::string ObjectiveValues(const v1::SweepSpec& spec, const v1::Trial& t) {
+  std::string out;
+  for (int i = 0; i < spec.objectives_size() && i < t.objective_values_size(); ++i) {
+    absl::StrAppend(&out, i > 0 ? " " : "", spec.objectives(i).metric(), "=",
+                    absl::StrFormat("%.6g", t.objective_values(i)));
+  }
+  return out;
+}
+
+// Trials of a multi-objective sweep: the front (marked *) first, then the
+// rest, each group by the first objective; one column per objective.
+std::string MultiObjectiveTrials(const v1::Sweep& sweep) {
+  const auto& spec = sweep.spec();
+  std::vector<const v1::Trial*> trials;
+  for (const auto& t : sweep.trials()) trials.push_back(&t);
+  const bool maximize = spec.objectives(0).maximize();
+  std::stable_sort(trials.begin(), trials.end(), [&](const v1::Trial* a, const v1::Trial* b) {
+    const bool af = OnFront(sweep, a->number()), bf = OnFront(sweep, b->number());
+    if (af != bf) return af;
+    const bool av = a->objective_values_size() > 0, bv = b->objective_values_size() > 0;
+    if (av != bv) return av;
+    if (!av) return a->number() < b->number();
+    return maximize ? a->objective_values(0) > b->objective_values(0)
+                    : a->objective_values(0) < b->objective_values(0);
+  });
+  std::vector<std::string> header = {"", "TRIAL", "STATE"};
+  for (const auto& o : spec.objectives()) {
+    header.push_back(absl::StrCat(o.metric(), o.maximize() ? " (max)" : " (min)"));
+  }
+  header.push_back("PARAMS");
+  header.push_back("JOB");
+  std::vector<std::vector<std::string>> rows{header};
+  for (const v1::Trial* t : trials) {
+    std::vector<std::string> row = {OnFront(sweep, t->number()) ? "*" : "",
+                                    absl::StrCat(t->number()), TrialState(t->state())};
+    for (int i = 0; i < spec.objectives_size(); ++i) {
+      row.push_back(i < t->objective_values_size() ? absl::StrFormat("%.6g", t->objective_values(i))
+                                                   : "-");
+    }
+    row.push_back(Params(*t));
+    row.push_back(t->job_id());
+    rows.push_back(std::move(row));
+  }
+  return absl::StrCat("PARETO FRONT ", sweep.pareto_front_size(), " trials (marked *)\n\n",
+                      Table(rows));
+}
+
 }  // namespace
 
 std::string SweepState(v1::SweepState state) {
@@ -145,6 +210,7 @@ std::string SweepDetail(const v1::Sweep& sweep, int64_t now_ms) {
               sweep.reason()}});
   out += absl::StrCat("OWNER ", sweep.owner().empty() ? "-" : sweep.owner(), "\n");
   if (sweep.trials_size() == 0) return out;
+  if (spec.objectives_size() >= 2) return out + MultiObjectiveTrials(sweep);
   std::vector<const v1::Trial*> trials;
   for (const auto& t : sweep.trials()) trials.push_back(&t);
   const bool maximize = spec.objective().maximize();
@@ -206,9 +272,53 @@ int GetSweep(Context& ctx, const std::string& id) {
   return 0;
 }
 
+namespace {
+
+// Every non-dominated trial: a line each, or a list in JSON / YAML.
+int BestFront(Context& ctx, const v1::Sweep& sweep) {
+  std::vector<const v1::Trial*> front = FrontTrials(sweep);
+  if (front.empty()) {
+    *ctx.err << "error: sweep " << sweep.id() << " has no completed trial yet\n";
+    return 1;
+  }
+  if (ctx.output == Output::kJson) {
+    *ctx.out << "[";
+    for (size_t i = 0; i < front.size(); ++i) {
+      std::string json = ToJson(*front[i]);
+      while (!json.empty() && json.back() == '\n') json.pop_back();
+      *ctx.out << (i > 0 ? ",\n" : "\n") << json;
+    }
+    *ctx.out << "\n]\n";
+    return 0;
+  }
+  if (ctx.output == Output::kYaml) {
+    for (const v1::Trial* t : front) {
+      std::string yaml = ToYaml(*t);
+      // Each trial as an item of one list.
+      std::string item;
+      bool first = true;
+      for (absl::string_view line : absl::StrSplit(yaml, '\n')) {
+        if (line.empty()) continue;
+        absl::StrAppend(&item, first ? "- " : "  ", line, "\n");
+        first = false;
+      }
+      *ctx.out << item;
+    }
+    return 0;
+  }
+  for (const v1::Trial* t : front) {
+    *ctx.out << "trial " << t->number() << ": " << ObjectiveValues(sweep.spec(), *t) << "  "
+             << Params(*t) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
 int Best(Context& ctx, const std::string& id) {
   v1::Sweep sweep;
   if (grpc::Status s = Fetch(ctx, id, &sweep); !s.ok()) return Fail(ctx, s);
+  if (sweep.spec().objectives_size() >= 2) return BestFront(ctx, sweep);
   const v1::Trial* best = BestTrial(sweep);
   if (!best) {
     *ctx.err << "error: sweep " << id << " has no completed trial yet\n";
@@ -246,6 +356,9 @@ int WatchSweep(Context& ctx, const std::string& id, bool terminal) {
         best ? absl::StrFormat("best %s=%.6g (trial %d)", sweep.spec().objective().metric(),
                                best->objective(), best->number())
              : "best -";
+    if (sweep.spec().objectives_size() >= 2) {
+      best_text = absl::StrCat("pareto front ", sweep.pareto_front_size(), " trials");
+    }
     std::string line =
         absl::StrCat(sweep.id(), "  ", SweepState(sweep.state()), "  ", c.done, "/", max, " done, ",
                      c.running, " running, ", c.failed, " failed  ", best_text);
@@ -331,11 +444,18 @@ int Metrics(Context& ctx, const std::string& job_id, const std::string& name) {
   v1::GetMetricsRequest req;
   req.set_job_id(job_id);
   req.set_name(name);
+  // Every page, each a call with its own deadline; one answer holds the
+  // points of all of them.
   v1::GetMetricsResponse resp;
-  grpc::ClientContext rpc;
-  rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  grpc::Status s = Stub(ctx)->GetMetrics(&rpc, req, &resp);
-  if (!s.ok()) return Fail(ctx, s);
+  do {
+    v1::GetMetricsResponse page;
+    grpc::ClientContext rpc;
+    rpc.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+    grpc::Status s = Stub(ctx)->GetMetrics(&rpc, req, &page);
+    if (!s.ok()) return Fail(ctx, s);
+    for (auto& p : *page.mutable_points()) *resp.add_points() = std::move(p);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
   if (ctx.output == Output::kJson || ctx.output == Output::kYaml) {
     *ctx.out << (ctx.output == Output::kJson ? ToJson(resp) : ToYaml(resp));
     return 0;

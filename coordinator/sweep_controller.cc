@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "coordinator/job_state.h"
+#include "coordinator/sweep_objectives.h"
 
 namespace gangway::coordinator {
 namespace {
@@ -41,6 +42,12 @@ constexpr char kEarlyStopPrefix[] = "early stopped";
 
 bool WasEarlyStopped(const v1::Trial& t) { return t.reason().rfind(kEarlyStopPrefix, 0) == 0; }
 
+std::set<std::string> ObjectiveMetrics(const v1::SweepSpec& spec) {
+  std::set<std::string> out;
+  for (const v1::ObjectiveSpec* o : ObjectivesOf(spec)) out.insert(o->metric());
+  return out;
+}
+
 std::string EarlyStoppingMetric(const v1::SweepSpec& spec) {
   return spec.early_stopping().metric().empty() ? spec.objective().metric()
                                                 : spec.early_stopping().metric();
@@ -52,80 +59,13 @@ struct SweepController::Rec {
   v1::Sweep sweep;
   std::optional<tuner::Tuner> tuner;
   std::map<std::string, int> trial_of_job;  // job id -> index in sweep.trials
-  // The objective metric's finite and non-finite values, in report order.
-  std::map<std::string, std::vector<double>> objective_series;
+  // Per job, each objective metric's finite and non-finite values, in
+  // report order.
+  std::map<std::string, std::map<std::string, std::vector<double>>> objective_series;
 };
 
 SweepController::SweepController(TrialHost* host) : host_(host) {}
 SweepController::~SweepController() = default;
-
-absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
-  tuner::TunerOptions o;
-  absl::StatusOr<tuner::Algorithm> algorithm =
-      tuner::ParseAlgorithm(spec.algorithm().name().empty() ? "random" : spec.algorithm().name());
-  if (!algorithm.ok()) return algorithm.status();
-  o.algorithm = *algorithm;
-  o.direction =
-      spec.objective().maximize() ? tuner::Direction::kMaximize : tuner::Direction::kMinimize;
-  o.seed = spec.algorithm().seed();
-  for (const auto& [key, value] : spec.algorithm().settings()) {
-    int n = 0;
-    auto number = [&](int* out) -> absl::Status {
-      if (!absl::SimpleAtoi(value, out) || *out < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "algorithm.settings.", key, ": must be a whole number >= 0, got \"", value, "\""));
-      }
-      return absl::OkStatus();
-    };
-    if (key == "gridPointsPerDouble") {
-      if (auto s = number(&n); !s.ok()) return s;
-      o.grid.points_per_double = n;
-    } else if (key == "initialPoints") {
-      if (auto s = number(&n); !s.ok()) return s;
-      o.bayesian.initial_points = n;
-    } else if (key == "candidates") {
-      if (auto s = number(&n); !s.ok()) return s;
-      o.bayesian.candidates = n;
-    } else if (key == "transform") {
-      if (value == "auto") {
-        o.bayesian.transform = tuner::OutputTransform::kAuto;
-      } else if (value == "standardize") {
-        o.bayesian.transform = tuner::OutputTransform::kStandardize;
-      } else if (value == "copula") {
-        o.bayesian.transform = tuner::OutputTransform::kCopula;
-      } else if (value == "logshift") {
-        o.bayesian.transform = tuner::OutputTransform::kLogShift;
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "algorithm.settings.transform: auto, standardize, copula or logshift, got \"", value,
-            "\""));
-      }
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.settings.", key, ": unknown setting"));
-    }
-  }
-  const auto& es = spec.early_stopping();
-  if (es.rule() == "median") {
-    tuner::MedianStoppingOptions m;
-    if (es.min_trials() > 0) m.min_trials = es.min_trials();
-    // startStep 0 is a valid choice (decide from the first step on), and
-    // the spec already holds the default (4) when none was given: taking
-    // only values > 0 turned an explicit 0 into 4.
-    m.start_step = es.start_step();
-    o.early_stopping = m;
-  } else if (es.rule() == "asha") {
-    tuner::AshaOptions a;
-    if (es.min_resource() > 0) a.min_resource = es.min_resource();
-    if (es.reduction_factor() > 0) a.reduction_factor = es.reduction_factor();
-    a.max_resource = es.max_resource();
-    o.early_stopping = a;
-  } else if (!es.rule().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("earlyStopping.rule: median or asha, got \"", es.rule(), "\""));
-  }
-  return o;
-}
 
 std::string ParamText(const tuner::ParameterValue& value) {
   // tuner::FormatValue prints doubles with 6 significant digits: a value of
@@ -241,22 +181,32 @@ absl::Status SweepController::Recover(
         const bool has_value = (t.state() == v1::TRIAL_STATE_SUCCEEDED ||
                                 t.state() == v1::TRIAL_STATE_EARLY_STOPPED) &&
                                t.has_objective() && std::isfinite(t.objective());
-        (void)(has_value ? rec.tuner->Tell(tid, t.objective()) : rec.tuner->TellFailed(tid));
+        std::vector<double> values = {t.objective()};
+        if (IsMultiObjective(rec.sweep.spec())) {
+          values.assign(t.objective_values().begin(), t.objective_values().end());
+        }
+        // A value count that does not fit (a damaged record) is told failed
+        // by the tuner's refusal below.
+        if (!has_value || !rec.tuner->Tell(tid, values).ok()) (void)rec.tuner->TellFailed(tid);
         continue;
       }
       // A running trial: its series come back from the stored points.
       absl::StatusOr<std::vector<v1::MetricPoint>> points = metrics_of(t.job_id());
       if (!points.ok()) return points.status();
-      const std::string objective = rec.sweep.spec().objective().metric();
+      const std::set<std::string> objectives = ObjectiveMetrics(rec.sweep.spec());
       const std::string es = EarlyStoppingMetric(rec.sweep.spec());
       const bool stopping = !rec.sweep.spec().early_stopping().rule().empty();
       for (const v1::MetricPoint& p : *points) {
-        if (p.name() == objective) rec.objective_series[t.job_id()].push_back(p.value());
+        if (objectives.count(p.name()) > 0) {
+          rec.objective_series[t.job_id()][p.name()].push_back(p.value());
+        }
         if (stopping && p.name() == es && p.step() >= 0 && std::isfinite(p.value())) {
           (void)rec.tuner->ReportIntermediate(tid, p.step(), p.value());
         }
       }
     }
+    // The front (or best trial) as the replayed history has it.
+    UpdateBest(rec);
     sweeps_.emplace(id, std::move(*made));
   }
   return absl::OkStatus();
@@ -375,8 +325,10 @@ std::optional<v1::MetricsCollector> SweepController::CollectorFor(
   v1::MetricsCollector c = spec.metrics_collector();
   if (c.kind().empty()) c.set_kind("stdout");
   c.clear_names();
-  std::set<std::string> names{spec.objective().metric()};
-  for (const auto& m : spec.objective().additional_metrics()) names.insert(m);
+  std::set<std::string> names = ObjectiveMetrics(spec);
+  for (const v1::ObjectiveSpec* o : ObjectivesOf(spec)) {
+    for (const auto& m : o->additional_metrics()) names.insert(m);
+  }
   if (!spec.early_stopping().rule().empty()) names.insert(EarlyStoppingMetric(spec));
   for (const auto& n : names) c.add_names(n);
   return c;
@@ -487,12 +439,14 @@ bool SweepController::OnMetrics(const v1::Job& job, const std::vector<v1::Metric
   v1::Trial& trial = *rec.sweep.mutable_trials(rec.trial_of_job.at(job.id()));
   if (IsTrialTerminal(trial.state())) return false;
   const v1::SweepSpec& spec = rec.sweep.spec();
-  const std::string& objective = spec.objective().metric();
+  const std::set<std::string> objectives = ObjectiveMetrics(spec);
   const std::string es = EarlyStoppingMetric(spec);
   const bool stopping = !spec.early_stopping().rule().empty();
   bool stop = WasEarlyStopped(trial);
   for (const v1::MetricPoint& p : points) {
-    if (p.name() == objective) rec.objective_series[job.id()].push_back(p.value());
+    if (objectives.count(p.name()) > 0) {
+      rec.objective_series[job.id()][p.name()].push_back(p.value());
+    }
     (*trial.mutable_metrics())[p.name()] = p.value();
     if (stop || !stopping || p.name() != es || p.step() < 0 || !std::isfinite(p.value())) continue;
     absl::StatusOr<tuner::Decision> d =
@@ -536,34 +490,30 @@ void SweepController::OnTrialJobEnded(const v1::Job& job) {
 
 void SweepController::TrialDone(Rec& rec, v1::Trial& trial, const v1::Job& job) {
   const v1::ObjectiveSpec& objective = rec.sweep.spec().objective();
-  const std::vector<double>& series = rec.objective_series[job.id()];
+  auto& series = rec.objective_series[job.id()];
+  // Every objective's value; `value` is the first's, and `missing` the
+  // first objective without a finite one (named in the reason).
+  std::vector<double> values;
   std::optional<double> value;
-  const bool better_is_max = objective.maximize();
-  switch (objective.mode()) {
-    case v1::ObjectiveSpec::MODE_UNSPECIFIED:
-    case v1::ObjectiveSpec::MODE_LAST:
-      if (!series.empty()) value = series.back();
-      break;
-    case v1::ObjectiveSpec::MODE_BEST:
-    case v1::ObjectiveSpec::MODE_MIN:
-    case v1::ObjectiveSpec::MODE_MAX: {
-      const bool want_max = objective.mode() == v1::ObjectiveSpec::MODE_MAX ||
-                            (objective.mode() == v1::ObjectiveSpec::MODE_BEST && better_is_max);
-      for (double v : series) {
-        if (!std::isfinite(v)) continue;
-        if (!value || (want_max ? v > *value : v < *value)) value = v;
-      }
-      break;
+  const v1::ObjectiveSpec* missing = nullptr;
+  std::optional<double> missing_value;
+  for (const v1::ObjectiveSpec* o : ObjectivesOf(rec.sweep.spec())) {
+    std::optional<double> v = ReduceSeries(*o, series[o->metric()]);
+    if (values.empty() && !missing) value = v;
+    if ((!v || !std::isfinite(*v)) && !missing) {
+      missing = o;
+      missing_value = v;
     }
-    case v1::ObjectiveSpec_Mode_ObjectiveSpec_Mode_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::ObjectiveSpec_Mode_ObjectiveSpec_Mode_INT_MAX_SENTINEL_DO_NOT_USE_:
-      break;
+    values.push_back(v.value_or(0));
   }
   const int64_t tid = trial.number() - 1;
-  const bool finite = value && std::isfinite(*value);
+  const bool finite = missing == nullptr;
   if (value) {
     trial.set_has_objective(true);
     trial.set_objective(*value);
+  }
+  if (IsMultiObjective(rec.sweep.spec()) && finite) {
+    trial.mutable_objective_values()->Assign(values.begin(), values.end());
   }
   if (WasEarlyStopped(trial)) {
     trial.set_state(v1::TRIAL_STATE_EARLY_STOPPED);
@@ -572,8 +522,8 @@ void SweepController::TrialDone(Rec& rec, v1::Trial& trial, const v1::Job& job) 
       trial.set_state(v1::TRIAL_STATE_SUCCEEDED);
     } else {
       trial.set_state(v1::TRIAL_STATE_METRICS_UNAVAILABLE);
-      trial.set_reason(value ? absl::StrCat(objective.metric(), " was ", *value)
-                             : absl::StrCat("ended without reporting ", objective.metric()));
+      trial.set_reason(missing_value ? absl::StrCat(missing->metric(), " was ", *missing_value)
+                                     : absl::StrCat("ended without reporting ", missing->metric()));
     }
   } else if (job.state() == v1::JOB_STATE_CANCELLED) {
     trial.set_state(v1::TRIAL_STATE_CANCELLED);
@@ -585,14 +535,14 @@ void SweepController::TrialDone(Rec& rec, v1::Trial& trial, const v1::Job& job) 
   trial.set_end_time_ms(host_->NowMs());
   const bool told_value = finite && (trial.state() == v1::TRIAL_STATE_SUCCEEDED ||
                                      trial.state() == v1::TRIAL_STATE_EARLY_STOPPED);
-  absl::Status told = told_value ? rec.tuner->Tell(tid, *value) : rec.tuner->TellFailed(tid);
+  absl::Status told = told_value ? rec.tuner->Tell(tid, values) : rec.tuner->TellFailed(tid);
   if (!told.ok()) {
     GW_LOG_WARN("sweep={} trial={}: {}", rec.sweep.id(), trial.number(),
                 std::string(told.message()));
   }
   rec.objective_series.erase(job.id());
   GW_LOG_INFO("sweep={} trial={} job={} ended {}", rec.sweep.id(), trial.number(), job.id(),
-              finite ? absl::StrCat(objective.metric(), "=", *value) : trial.reason());
+              finite ? absl::StrCat(objective.metric(), "=", values[0]) : trial.reason());
   UpdateBest(rec);
   MarkChanged(rec);
   if (rec.sweep.state() == v1::SWEEP_STATE_RUNNING && objective.has_goal() &&
@@ -607,6 +557,12 @@ void SweepController::TrialDone(Rec& rec, v1::Trial& trial, const v1::Job& job) 
 void SweepController::UpdateBest(Rec& rec) {
   std::optional<tuner::BestTrial> best = rec.tuner->best();
   rec.sweep.set_best_trial(best ? best->trial_id + 1 : 0);
+  rec.sweep.clear_pareto_front();
+  if (IsMultiObjective(rec.sweep.spec())) {
+    for (const tuner::BestTrial& t : rec.tuner->pareto_front()) {
+      rec.sweep.add_pareto_front(t.trial_id + 1);
+    }
+  }
 }
 
 }  // namespace gangway::coordinator

@@ -31,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/sweep_spec.h"
+#include "coordinator/sweep_tuner_options.h"
 #include "gangway/v1/gangway.pb.h"
 #include "tuner/tuner.h"
 
@@ -109,9 +110,6 @@ class SweepController {
   std::set<std::string> changed_;
 };
 
-// Tuner options from a sweep spec (algorithm, direction, seed, settings,
-// early stopping).
-absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec);
 // A parameter value as text, as trials and jobs see it (doubles with 15
 // significant digits, so they stay inside their bounds).
 std::string ParamText(const tuner::ParameterValue& value);

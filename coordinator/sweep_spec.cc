@@ -22,6 +22,8 @@
 #include "common/metrics.h"
 #include "common/spec.h"
 #include "common/spec_loader.h"
+#include "coordinator/sweep_objectives.h"
+#include "coordinator/sweep_tuner_options.h"
 #include "tuner/early_stopping.h"
 #include "tuner/tuner.h"
 
@@ -46,11 +48,14 @@ using common::spec_internal::ShowPath;
 // Fields, names and limits.
 // ---------------------------------------------------------------------------
 
-constexpr std::array<std::string_view, 12> kSweepFields = {
-    "kind",           "apiVersion",       "name",
-    "objective",      "parameters",       "algorithm",
-    "parallelTrials", "maxTrials",        "maxFailedTrials",
-    "earlyStopping",  "metricsCollector", "trialTemplate"};
+constexpr std::array<std::string_view, 14> kSweepFields = {
+    "kind",          "apiVersion",
+    "name",          "objective",
+    "objectives",    "parameters",
+    "algorithm",     "parallelTrials",
+    "maxTrials",     "maxFailedTrials",
+    "earlyStopping", "metricsCollector",
+    "trialTemplate", "ttlSecondsAfterFinished"};
 constexpr std::array<std::string_view, 5> kObjectiveFields = {"metric", "type", "goal", "value",
                                                               "additionalMetrics"};
 constexpr std::array<std::string_view, 7> kParameterFields = {"name", "type",  "min",   "max",
@@ -67,17 +72,19 @@ constexpr std::array<std::string_view, 4> kValueModes = {"last", "best", "min", 
 constexpr std::array<std::string_view, 4> kParameterTypes = {"double", "int", "categorical",
                                                              "discrete"};
 constexpr std::array<std::string_view, 2> kScales = {"linear", "log"};
-constexpr std::array<std::string_view, 7> kAlgorithms = {
-    "grid", "random", "sobol", "bayesian", "tpe", "multivariate-tpe", "cmaes"};
+constexpr std::array<std::string_view, 9> kAlgorithms = {
+    "grid",  "random",    "sobol", "bayesian", "tpe", "multivariate-tpe",
+    "cmaes", "hyperband", "nsga2"};
 constexpr std::array<std::string_view, 2> kRules = {"median", "asha"};
 constexpr std::array<std::string_view, 3> kCollectorKinds = {"stdout", "file", "push"};
-constexpr std::array<std::string_view, 4> kTransforms = {"auto", "standardize", "copula",
-                                                         "logshift"};
 
 constexpr int64_t kMaxExactInt = int64_t{1} << 53;  // every int64 up to here is a double
 constexpr IntRule kParallelTrialsRule{"parallelTrials", 1, 1000};
 constexpr IntRule kMaxTrialsRule{"maxTrials", 1, 100'000};
 constexpr IntRule kMaxFailedTrialsRule{"maxFailedTrials", 0, 100'000};
+// As a job's (common/spec.cc): ten years at most; 0 deletes the sweep as
+// soon as it ends.
+constexpr IntRule kTtlRule{"ttlSecondsAfterFinished", 0, 315'360'000};
 constexpr IntRule kSeedRule{"algorithm.seed", 0, std::numeric_limits<int64_t>::max()};
 constexpr IntRule kMinTrialsRule{"earlyStopping.minTrials", 1, 100'000};
 constexpr IntRule kStartStepRule{"earlyStopping.startStep", 0, kMaxExactInt};
@@ -92,47 +99,6 @@ constexpr int kDefaultMinTrials = 3;
 constexpr int64_t kDefaultStartStep = 4;
 constexpr int64_t kDefaultMinResource = 1;
 constexpr double kDefaultReductionFactor = 3;
-
-// An algorithm setting: an integer in [0, max], or one of `names`.
-struct SettingRule {
-  std::string_view key;
-  int64_t max = 0;
-  std::span<const std::string_view> names = {};
-};
-constexpr std::array<SettingRule, 1> kGridSettings = {{{"gridPointsPerDouble", 10'000}}};
-constexpr std::array<SettingRule, 3> kBayesianSettings = {{
-    {"initialPoints", 100'000},
-    {"candidates", 1 << 20},
-    {"transform", 0, kTransforms},
-}};
-
-std::span<const SettingRule> SettingsOf(tuner::Algorithm algorithm) {
-  switch (algorithm) {
-    case tuner::Algorithm::kGrid:
-      return kGridSettings;
-    case tuner::Algorithm::kBayesian:
-      return kBayesianSettings;
-    case tuner::Algorithm::kRandom:
-    case tuner::Algorithm::kSobol:
-    case tuner::Algorithm::kTpe:
-    case tuner::Algorithm::kMultivariateTpe:
-    case tuner::Algorithm::kCmaEs:
-      break;
-  }
-  return {};
-}
-
-// Plain decimal, no sign or leading zeros, at most `max`.
-std::optional<int64_t> ParseSettingInt(std::string_view text, int64_t max) {
-  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), IsDigit)) {
-    return std::nullopt;
-  }
-  if (text.size() > 1 && text.front() == '0') return std::nullopt;
-  int64_t v = 0;
-  std::from_chars(text.data(), text.data() + text.size(), v);
-  if (v > max) return std::nullopt;
-  return v;
-}
 
 bool IsParameterName(std::string_view s) {
   if (s.empty() || s.size() > kMaxParameterName || IsDigit(s.front())) return false;
@@ -423,32 +389,25 @@ std::optional<tuner::SearchSpace> CheckParameters(const v1::SweepSpec& spec, Err
   return *std::move(space);
 }
 
-void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
-  if (!spec.has_objective()) {
-    errors->Add("objective",
-                "required: the metric to optimize and its type, e.g. "
-                "{metric: loss, type: minimize}");
-    return;
-  }
-  const v1::ObjectiveSpec& o = spec.objective();
+void CheckOneObjective(const v1::ObjectiveSpec& o, const std::string& at, Errors* errors) {
   if (o.metric().empty()) {
-    errors->Add("objective.metric", "required: the metric to optimize, e.g. loss");
+    errors->Add(at + ".metric", "required: the metric to optimize, e.g. loss");
   } else {
-    CheckMetricName("objective.metric", o.metric(), errors);
+    CheckMetricName(at + ".metric", o.metric(), errors);
   }
   if (o.has_goal() && !std::isfinite(o.goal())) {
-    errors->Add("objective.goal", absl::StrCat("must be finite, got ", o.goal()));
+    errors->Add(at + ".goal", absl::StrCat("must be finite, got ", o.goal()));
   } else if (!o.has_goal() && o.goal() != 0) {
-    errors->Add("objective.goal", "is set but has_goal is false");
+    errors->Add(at + ".goal", "is set but has_goal is false");
   }
   if (!v1::ObjectiveSpec::Mode_IsValid(o.mode())) {
-    errors->Add("objective.value",
+    errors->Add(at + ".value",
                 absl::StrCat("must be last, best, min or max, got ", static_cast<int>(o.mode())));
   }
   std::set<std::string_view> seen = {o.metric()};
   for (int j = 0; j < o.additional_metrics_size(); ++j) {
     const std::string& m = o.additional_metrics(j);
-    std::string path = absl::StrCat("objective.additionalMetrics[", j, "]");
+    std::string path = absl::StrCat(at, ".additionalMetrics[", j, "]");
     CheckMetricName(path, m, errors);
     if (!seen.insert(m).second) {
       errors->Add(path, absl::StrCat(Quote(m), " is listed twice (or is the objective metric)"));
@@ -456,17 +415,36 @@ void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
   }
 }
 
+void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
+  if (!spec.has_objective() && spec.objectives_size() == 0) {
+    errors->Add("objective",
+                "required: the metric to optimize and its type, e.g. "
+                "{metric: loss, type: minimize}");
+    return;
+  }
+  if (spec.objectives_size() == 0) {
+    CheckOneObjective(spec.objective(), "objective", errors);
+    return;
+  }
+  for (int i = 0; i < spec.objectives_size(); ++i) {
+    CheckOneObjective(spec.objectives(i), absl::StrCat("objectives[", i, "]"), errors);
+  }
+  CheckObjectiveList(spec, errors);
+}
+
 // The algorithm, when its name is known; settings checked against it.
 std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors* errors) {
   if (!spec.has_algorithm()) {
     errors->Add("algorithm",
-                "required: {name: grid, random, sobol, bayesian, tpe, multivariate-tpe or cmaes}");
+                "required: {name: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes or "
+                "hyperband}");
     return std::nullopt;
   }
   const v1::AlgorithmSpec& a = spec.algorithm();
   if (a.name().empty()) {
     errors->Add("algorithm.name",
-                "required: grid, random, sobol, bayesian, tpe, multivariate-tpe or cmaes");
+                "required: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband "
+                "or nsga2");
     return std::nullopt;
   }
   auto algorithm = tuner::ParseAlgorithm(a.name());
@@ -474,7 +452,7 @@ std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors
     errors->Add("algorithm.name", OneOfMessage(kAlgorithms, a.name()));
     return std::nullopt;
   }
-  std::span<const SettingRule> rules = SettingsOf(*algorithm);
+  std::span<const SettingRule> rules = AlgorithmSettings(*algorithm);
   std::vector<std::string_view> keys;
   for (const SettingRule& rule : rules) keys.push_back(rule.key);
   std::string_view name = tuner::AlgorithmName(*algorithm);
@@ -497,11 +475,13 @@ std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors
       errors->Add(path, absl::StrCat("unknown setting (", known, ")", DidYouMean(key, keys)));
       continue;
     }
-    if (!rule->names.empty()) {
+    if (rule->text) {
+      if (value.empty()) errors->Add(path, "must not be empty");
+    } else if (!rule->names.empty()) {
       if (!Contains(rule->names, value)) errors->Add(path, OneOfMessage(rule->names, value));
-    } else if (!ParseSettingInt(value, rule->max)) {
-      errors->Add(path, absl::StrCat("must be an integer between 0 and ", rule->max, ", got ",
-                                     Quote(value)));
+    } else if (auto v = ParseSettingInt(value, rule->max); !v || *v < rule->min) {
+      errors->Add(path, absl::StrCat("must be an integer between ", rule->min, " and ", rule->max,
+                                     ", got ", Quote(value)));
     }
   }
   return *algorithm;
@@ -510,6 +490,9 @@ std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors
 void CheckTrials(const v1::SweepSpec& spec, Errors* errors) {
   CheckRange("parallelTrials", kParallelTrialsRule, spec.parallel_trials(), errors);
   CheckRange("maxTrials", kMaxTrialsRule, spec.max_trials(), errors);
+  if (spec.has_ttl_seconds_after_finished()) {
+    CheckRange("ttlSecondsAfterFinished", kTtlRule, spec.ttl_seconds_after_finished(), errors);
+  }
   if (spec.max_failed_trials() < 0) {
     CheckRange("maxFailedTrials", kMaxFailedTrialsRule, spec.max_failed_trials(), errors);
   } else if (spec.max_failed_trials() > spec.max_trials() && spec.max_trials() > 0) {
@@ -522,7 +505,7 @@ void CheckGrid(const v1::SweepSpec& spec, const tuner::SearchSpace& space, Error
   tuner::GridOptions options;
   if (auto it = spec.algorithm().settings().find("gridPointsPerDouble");
       it != spec.algorithm().settings().end()) {
-    auto points = ParseSettingInt(it->second, kGridSettings[0].max);
+    auto points = ParseSettingInt(it->second, AlgorithmSettings(tuner::Algorithm::kGrid)[0].max);
     if (!points) return;  // reported with the settings
     options.points_per_double = static_cast<int>(*points);
   }
@@ -652,6 +635,12 @@ void CheckSweepSpec(const v1::SweepSpec& spec, Errors* errors) {
   std::optional<tuner::Algorithm> algorithm = CheckAlgorithm(spec, errors);
   CheckTrials(spec, errors);
   if (space && algorithm == tuner::Algorithm::kGrid) CheckGrid(spec, *space, errors);
+  if (space && algorithm) {
+    if (absl::Status s = CheckAlgorithmAgainstSpace(spec, *space); !s.ok()) {
+      auto [path, message] = SplitPath(s.message());
+      errors->Add(path.empty() ? "algorithm" : path, message);
+    }
+  }
   CheckEarlyStopping(spec, errors);
   CheckCollector(spec, errors);
   CheckTemplate(spec, errors);
@@ -686,7 +675,9 @@ class SweepLoader : public FieldLoader {
           } else if (field == "name") {
             if (auto s = String(path, line, value)) spec_->set_name(*s);
           } else if (field == "objective") {
-            LoadObjective(path, line, value);
+            LoadObjective(path, line, value, nullptr);
+          } else if (field == "objectives") {
+            LoadObjectives(path, line, value);
           } else if (field == "parameters") {
             LoadParameters(path, line, value);
           } else if (field == "algorithm") {
@@ -704,6 +695,10 @@ class SweepLoader : public FieldLoader {
             if (auto v = Int(path, line, value, kMaxFailedTrialsRule)) {
               spec_->set_max_failed_trials(static_cast<int32_t>(*v));
             }
+          } else if (field == "ttlSecondsAfterFinished") {
+            if (auto v = Int(path, line, value, kTtlRule)) {
+              spec_->set_ttl_seconds_after_finished(*v);
+            }
           } else if (field == "earlyStopping") {
             LoadEarlyStopping(path, line, value);
           } else if (field == "metricsCollector") {
@@ -720,6 +715,7 @@ class SweepLoader : public FieldLoader {
       errors_->Add("kind", "required: \"Sweep\" (a spec without kind is a job spec)");
     }
     // Defaults that depend on other fields.
+    MirrorFirstObjective(spec_);
     if (!max_failed) {
       spec_->set_max_failed_trials(std::min(kDefaultMaxFailedTrials, spec_->max_trials()));
     }
@@ -733,9 +729,30 @@ class SweepLoader : public FieldLoader {
   }
 
  private:
-  void LoadObjective(const std::string& path, int line, const YAML::Node& value) {
+  void LoadObjectives(const std::string& path, int line, const YAML::Node& value) {
+    if (!value.IsSequence()) {
+      Error(line, path,
+            absl::StrCat("must be a list such as - {metric: loss, type: minimize}, got ",
+                         Describe(value)));
+      return;
+    }
+    int i = 0;
+    for (auto it = value.begin(); it != value.end(); ++it, ++i) {
+      std::string item_path = absl::StrCat(path, "[", i, "]");
+      RecordLine(item_path, LineOf(*it));
+      // More than the tuner takes is refused by the checks; stop loading
+      // far past it.
+      if (i > 64) break;
+      LoadObjective(item_path, LineOf(*it), *it, spec_->add_objectives());
+    }
+  }
+
+  // Into `o`, or the spec's `objective` when null (created only for a
+  // mapping, so `objective:` alone still reads as missing).
+  void LoadObjective(const std::string& path, int line, const YAML::Node& value,
+                     v1::ObjectiveSpec* o) {
     if (!Mapping(path, line, value, "metric, type, goal, value, additionalMetrics")) return;
-    v1::ObjectiveSpec* o = spec_->mutable_objective();
+    if (o == nullptr) o = spec_->mutable_objective();
     o->set_mode(v1::ObjectiveSpec::MODE_LAST);
     bool type = false;
     ForEachField(
@@ -1063,6 +1080,10 @@ absl::StatusOr<ParsedSweepSpec> ParseSweepSpec(std::string_view yaml) {
 void ApplySweepSpecDefaults(v1::SweepSpec* spec) {
   if (spec->parallel_trials() == 0) spec->set_parallel_trials(kDefaultParallelTrials);
   if (spec->max_trials() == 0) spec->set_max_trials(kDefaultMaxTrials);
+  for (v1::ObjectiveSpec& o : *spec->mutable_objectives()) {
+    if (o.mode() == v1::ObjectiveSpec::MODE_UNSPECIFIED) o.set_mode(v1::ObjectiveSpec::MODE_LAST);
+  }
+  MirrorFirstObjective(spec);
   if (spec->has_objective() && spec->objective().mode() == v1::ObjectiveSpec::MODE_UNSPECIFIED) {
     spec->mutable_objective()->set_mode(v1::ObjectiveSpec::MODE_LAST);
   }

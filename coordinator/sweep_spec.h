@@ -18,6 +18,9 @@
 //     goal: 0.5                # optional, finite: the sweep succeeds once reached
 //     value: last              # last (default) | best | min | max of the series
 //     additionalMetrics: [acc] # optional, recorded too
+//   objectives:                # instead of objective: 2..4 entries of the
+//     - {metric: loss, type: minimize}   # same fields, no goal; distinct
+//     - {metric: ms, type: minimize}     # metrics; a Pareto front results
 //   parameters:                # 1..64, names [A-Za-z_][A-Za-z0-9_]* and unique
 //     - {name: x1, type: double, min: -5, max: 10}            # step, scale optional
 //     - {name: lr, type: double, min: 1e-5, max: 1e-1, scale: log}  # linear | log
@@ -25,7 +28,9 @@
 //     - {name: opt, type: categorical, values: [sgd, adam]}  # strings
 //     - {name: bs, type: discrete, values: [16, 32, 64]}     # numbers
 //   algorithm:
-//     name: bayesian           # required: grid | random | sobol | bayesian
+//     name: bayesian           # required: grid | random | sobol | bayesian |
+//                              # tpe | multivariate-tpe | cmaes | hyperband |
+//                              # nsga2
 //                              # (any case; Katib's bayesianoptimization too)
 //     seed: 1                  # optional, 0..2^63-1
 //     settings:                # optional; values are kept as text
@@ -57,10 +62,14 @@
 //   grid:     gridPointsPerDouble  0..10000; points per double parameter
 //                                  without step (0, the default: such a
 //                                  parameter is an error)
-//   random, sobol: none
+//   random, sobol, tpe, multivariate-tpe, cmaes: none
 //   bayesian: initialPoints        0..100000 (0: by dimension)
 //             candidates           0..1048576 (0: by data size)
 //             transform            auto | standardize | copula | logshift
+//   hyperband: resourceParameter   required: an int or double parameter
+//                                  with min > 0 that the algorithm sets
+//             reductionFactor      2..100 (default 3)
+//   nsga2:    population           2..10000 (default 20)
 // A grid must have at most maxTrials points.
 #pragma once
 

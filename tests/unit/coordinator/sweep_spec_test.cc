@@ -400,10 +400,43 @@ TEST(ParseSweepSpecTest, ParameterErrors) {
                            "line 6: parameters[1].step: must be an integer"));
 }
 
+TEST(ParseSweepSpecTest, HyperbandNeedsANumericResourceParameterWithMinAboveZero) {
+  const std::string params =
+      "parameters:\n"
+      "  - {name: x, type: double, min: 0, max: 1}\n"
+      "  - {name: epochs, type: int, min: 1, max: 27}\n"
+      "  - {name: opt, type: categorical, values: [a, b]}\n";
+  auto with = [&](std::string_view settings) {
+    return Minimal(
+        "parameters:\n  - {name: x, type: double, min: 0, max: 1}\n"
+        "algorithm: {name: random}\n",
+        params + "algorithm:\n  name: HyperBand\n  settings:\n" + std::string(settings));
+  };
+  auto parsed = ParseSweepSpec(with("    resourceParameter: epochs\n    reductionFactor: 3\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spec.algorithm().name(), "hyperband");
+  EXPECT_TRUE(ValidateSweepSpec(parsed->spec).ok());
+  EXPECT_THAT(ErrorOf(with("    reductionFactor: 3\n")),
+              HasSubstr("algorithm.settings.resourceParameter: required for hyperband"));
+  EXPECT_THAT(ErrorOf(with("    resourceParameter: opt\n")),
+              HasSubstr("algorithm.settings.resourceParameter: parameter opt must be an int or a "
+                        "double"));
+  EXPECT_THAT(ErrorOf(with("    resourceParameter: x\n")),
+              HasSubstr("algorithm.settings.resourceParameter: parameter x needs min > 0"));
+  EXPECT_THAT(ErrorOf(with("    resourceParameter: epoch\n")),
+              HasSubstr("algorithm.settings.resourceParameter: no parameter named \"epoch\""));
+  EXPECT_THAT(ErrorOf(with("    resourceParameter: epochs\n    reductionFactor: 1\n")),
+              HasSubstr("line 12: algorithm.settings.reductionFactor: must be an integer between "
+                        "2 and 100, got \"1\""));
+  EXPECT_THAT(ErrorOf(with("    resourceParameter: epochs\n    eta: 3\n")),
+              HasSubstr("algorithm.settings.eta: unknown setting (hyperband takes "
+                        "resourceParameter, reductionFactor)"));
+}
+
 TEST(ParseSweepSpecTest, AlgorithmErrors) {
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{name: bayes}")),
               HasSubstr("line 6: algorithm.name: must be one of grid, random, sobol, bayesian, "
-                        "tpe, multivariate-tpe, cmaes, got \"bayes\""));
+                        "tpe, multivariate-tpe, cmaes, hyperband, nsga2, got \"bayes\""));
   // Katib's TPE and CMA-ES names are real samplers; they take no settings.
   for (const char* name : {"tpe", "multivariate-tpe", "cmaes"}) {
     auto parsed = ParseSweepSpec(Minimal("{name: random}", std::string("{name: ") + name + "}"));
@@ -636,7 +669,7 @@ TEST(ValidateSweepSpecTest, SameRulesWithoutLines) {
   EXPECT_THAT(ErrorOf(spec), HasSubstr("parameters[1].name: duplicate parameter name \"x\""));
 
   spec = ValidProto();
-  spec.mutable_algorithm()->set_name("hyperband");
+  spec.mutable_algorithm()->set_name("pbt2");
   EXPECT_THAT(ErrorOf(spec), HasSubstr("algorithm.name: must be one of grid, random, sobol"));
 
   spec = ValidProto();
@@ -802,6 +835,11 @@ TEST(ExamplesTest, SweepsParse) {
   ASSERT_EQ(branin->spec.parameters_size(), 2);
   EXPECT_EQ(branin->spec.parameters(1).max(), 15);
   EXPECT_TRUE(SearchSpaceOf(branin->spec).ok());
+
+  auto hyperband = ParseSweepSpec(ReadExample("hyperband.yaml"));
+  ASSERT_TRUE(hyperband.ok()) << hyperband.status();
+  EXPECT_EQ(hyperband->spec.algorithm().name(), "hyperband");
+  EXPECT_EQ(hyperband->spec.algorithm().settings().at("resourceParameter"), "epochs");
 
   auto grid = ParseSweepSpec(ReadExample("quadratic-grid.yaml"));
   ASSERT_TRUE(grid.ok()) << grid.status();
