@@ -149,6 +149,11 @@ class Core final : private TrialHost {
   // Heartbeat timeouts and deadlines against the clock.
   void Tick();
   void Settle();
+  // `done` runs from the next Settle(), after its write: with true when the
+  // write succeeded. For answers that must not precede their commit.
+  void AfterWrite(std::function<void(bool stored)> done) {
+    after_write_.push_back(std::move(done));
+  }
 
   const CoreOptions& options() const { return options_; }
 

@@ -180,8 +180,8 @@ struct CoordinatorServer::Impl final : public AgentSink,
 
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const v1::CancelJobRequest* req, v1::Job* resp) override {
-    return Answer(ctx, "gangway.v1.Control/CancelJob", req->id(), resp,
-                  [req](Core& c, const Principal& who) { return c.Cancel(req->id(), who); });
+    return AnswerStored(ctx, "gangway.v1.Control/CancelJob", req->id(), resp,
+                        [req](Core& c, const Principal& who) { return c.Cancel(req->id(), who); });
   }
 
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
@@ -218,6 +218,37 @@ struct CoordinatorServer::Impl final : public AgentSink,
       Audited(method, who, target, r.status());
       if (r.ok()) *resp = std::move(*r);
       reactor->Finish(common::ToGrpc(r.status()));
+    });
+    return reactor;
+  }
+
+  // As Answer, for a call that changes state: the answer waits for the
+  // Settle() that writes the change, so what a client was told survives a
+  // crash. When that write fails the change stays in memory and a later
+  // Settle() writes it, but the caller hears UNAVAILABLE: not acknowledged.
+  template <typename Resp, typename Fn>
+  grpc::ServerUnaryReactor* AnswerStored(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                         const std::string& target, Resp* resp, Fn fn) {
+    absl::StatusOr<Principal> who = Admit(*ctx, method, target);
+    if (!who.ok()) return Refuse(ctx, who.status());
+    auto* reactor = ctx->DefaultReactor();
+    Post([this, method, target, who = *who, resp, reactor, fn = std::move(fn)](Core& c) {
+      absl::StatusOr<Resp> r = fn(c, who);
+      if (!r.ok()) {
+        Audited(method, who, target, r.status());
+        reactor->Finish(common::ToGrpc(r.status()));
+        return;
+      }
+      c.AfterWrite([this, method, target, who, resp, reactor, done = std::move(*r)](bool stored) {
+        const absl::Status s =
+            stored ? absl::OkStatus()
+                   : absl::UnavailableError(
+                         "the store could not save the change (is its disk full?); it is kept "
+                         "and written later, but check its state before repeating it");
+        Audited(method, who, target, s);
+        if (stored) *resp = done;
+        reactor->Finish(common::ToGrpc(s));
+      });
     });
     return reactor;
   }
@@ -286,14 +317,15 @@ struct CoordinatorServer::Impl final : public AgentSink,
   grpc::ServerUnaryReactor* CancelSweep(grpc::CallbackServerContext* ctx,
                                         const v1::CancelSweepRequest* req,
                                         v1::Sweep* resp) override {
-    return Answer(ctx, "gangway.v1.Sweeps/CancelSweep", req->id(), resp,
-                  [req](Core& c, const Principal& who) { return c.CancelSweep(req->id(), who); });
+    return AnswerStored(
+        ctx, "gangway.v1.Sweeps/CancelSweep", req->id(), resp,
+        [req](Core& c, const Principal& who) { return c.CancelSweep(req->id(), who); });
   }
   grpc::ServerUnaryReactor* UpdateSweep(grpc::CallbackServerContext* ctx,
                                         const v1::UpdateSweepRequest* req,
                                         v1::Sweep* resp) override {
-    return Answer(ctx, "gangway.v1.Sweeps/UpdateSweep", req->id(), resp,
-                  [req](Core& c, const Principal& who) { return c.UpdateSweep(*req, who); });
+    return AnswerStored(ctx, "gangway.v1.Sweeps/UpdateSweep", req->id(), resp,
+                        [req](Core& c, const Principal& who) { return c.UpdateSweep(*req, who); });
   }
   grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* ctx,
                                        const v1::GetMetricsRequest* req,
@@ -338,7 +370,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
                                    const v1::ReportMetricsRequest* req,
                                    v1::ReportMetricsResponse* resp) override {
     constexpr absl::string_view kMethod = "gangway.v1.Metrics/Report";
-    return Answer(
+    return AnswerStored(
         ctx, kMethod, req->job_id(), resp,
         [this, req](Core& c, const Principal& who) -> absl::StatusOr<v1::ReportMetricsResponse> {
           // A job token reports for its own job and attempt, while it runs.
