@@ -1,6 +1,8 @@
 // Sweeps on a real coordinator and real agents: a grid through the CLI
 // (submit, watch, get, best), a refused spec, `gangway local` on the Branin
-// example, and a coordinator restart in the middle of a sweep.
+// example, hyperband's brackets, and a coordinator restart in the middle of
+// a sweep.
+#include <algorithm>
 #include <regex>
 #include <set>
 
@@ -215,6 +217,58 @@ TEST(SweepsIntegration, ObjectivePrintedLastIsCollected) {
     EXPECT_EQ(t.objective(), Double(t.params().at("x")));
   }
   EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+}
+
+// Hyperband end to end: one round of epochs 1..9, reduction factor 3 (22
+// trials in three brackets). Every rung after the first runs the best
+// configurations of the rung before with three times the epochs.
+TEST(SweepsIntegration, HyperbandRunsItsBracketsAndPromotesTheBest) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string spec = cluster.WriteSpec(
+      "hyperband.yaml",
+      "kind: Sweep\n"
+      "name: hb\n"
+      "objective: {metric: loss, type: minimize}\n"
+      "parameters:\n"
+      "  - {name: x, type: double, min: 0, max: 1}\n"
+      "  - {name: epochs, type: int, min: 1, max: 9}\n"
+      "algorithm: {name: hyperband, seed: 3, settings: {resourceParameter: epochs}}\n"
+      "parallelTrials: 4\n"
+      "maxTrials: 22\n"
+      "maxFailedTrials: 0\n"
+      "trialTemplate:\n"
+      "  resources: {cpus: 0.1, memory: 64Mi}\n"
+      "  command: [awk, -v, 'x=${trial.x}', -v, 'e=${trial.epochs}',\n"
+      "            'BEGIN { printf \"loss=%.9f\\n\", (x - 0.3) * (x - 0.3) + 1 / e }']\n");
+  RunResult submit = cluster.Cli({"submit", spec});
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  const std::string id = SubmittedId(submit);
+  ASSERT_FALSE(id.empty()) << submit.out;
+  v1::Sweep sweep;
+  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 60s, &sweep));
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+  ASSERT_EQ(sweep.trials_size(), 22);
+  std::vector<const v1::Trial*> trials;
+  for (const v1::Trial& t : sweep.trials()) trials.push_back(&t);
+  std::sort(trials.begin(), trials.end(),
+            [](const v1::Trial* a, const v1::Trial* b) { return a->number() < b->number(); });
+  std::vector<int64_t> epochs;
+  for (const v1::Trial* t : trials) {
+    EXPECT_EQ(t->state(), v1::TRIAL_STATE_SUCCEEDED) << t->reason();
+    epochs.push_back(Int(t->params().at("epochs")));
+  }
+  // Bracket 2: 9 at 1, 3 at 3, 1 at 9; bracket 1: 5 at 3, 1 at 9; bracket 0: 3 at 9.
+  const std::vector<int64_t> want = {1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3,
+                                     3, 9, 3, 3, 3, 3, 3, 9, 9, 9, 9};
+  EXPECT_EQ(epochs, want);
+  // Rung 1 of bracket 2 runs the three best x of rung 0, best first.
+  std::vector<std::pair<double, std::string>> rung0;
+  for (int i = 0; i < 9; ++i)
+    rung0.push_back({trials[i]->objective(), trials[i]->params().at("x")});
+  std::sort(rung0.begin(), rung0.end());
+  for (int j = 0; j < 3; ++j) EXPECT_EQ(trials[9 + j]->params().at("x"), rung0[j].second) << j;
+  EXPECT_EQ(trials[12]->params().at("x"), rung0[0].second);
 }
 
 // The coordinator goes away while trials run, and those trials finish and
