@@ -78,7 +78,8 @@ absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
   }
   for (const auto& [key, value] : spec.algorithm().settings()) {
     int n = 0;
-    auto number = [&](int* out) -> absl::Status {
+    // Init-captures: clang before 16 cannot capture a structured binding.
+    auto number = [&key = key, &value = value](int* out) -> absl::Status {
       if (!absl::SimpleAtoi(value, out) || *out < 0) {
         return absl::InvalidArgumentError(absl::StrCat(
             "algorithm.settings.", key, ": must be a whole number >= 0, got \"", value, "\""));
