@@ -237,23 +237,38 @@ int Nodes(Context& ctx) {
   return 0;
 }
 
-int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow) {
+int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow, int64_t offset) {
   v1::GetLogsRequest req;
   req.set_id(id);
   req.set_rank(rank);
   req.set_attempt(attempt);
   req.set_follow(follow);
-  grpc::ClientContext rpc;
-  if (!follow) SetDeadline(rpc);
-  auto reader = ctx.stub->GetLogs(&rpc, req);
-  v1::LogChunk chunk;
-  while (reader->Read(&chunk)) {
-    *ctx.out << chunk.data();
-    ctx.out->flush();
+  // Without -f the log is read kLogCallBytes per call, each call with its
+  // own deadline: one deadline for the whole read cut a 2 GB log short.
+  if (!follow) req.set_max_bytes(kLogCallBytes);
+  while (true) {
+    req.set_offset(offset);
+    grpc::ClientContext rpc;
+    if (!follow) SetDeadline(rpc);
+    auto reader = ctx.stub->GetLogs(&rpc, req);
+    v1::LogChunk chunk;
+    int64_t read = 0;
+    while (reader->Read(&chunk)) {
+      *ctx.out << chunk.data();
+      ctx.out->flush();
+      offset = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+      read += static_cast<int64_t>(chunk.data().size());
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) {
+      const int code = Fail(ctx, s);
+      if (offset > 0) {
+        *ctx.err << "stopped at byte " << offset << "; resume with --offset " << offset << "\n";
+      }
+      return code;
+    }
+    if (follow || read < kLogCallBytes) return 0;  // the end of the log
   }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) return Fail(ctx, s);
-  return 0;
 }
 
 int Watch(Context& ctx, const std::string& id) {

@@ -37,7 +37,11 @@ int Get(Context& ctx, const std::string& id);
 int List(Context& ctx, bool all);
 int Cancel(Context& ctx, const std::string& id);
 int Nodes(Context& ctx);
-int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow);
+// Bytes a `logs` call without -f asks for; the next call resumes there.
+inline constexpr int64_t kLogCallBytes = 8 << 20;
+// From byte `offset` of the rank's log.
+int Logs(Context& ctx, const std::string& id, int rank, int attempt, bool follow,
+         int64_t offset = 0);
 // Prints a line per change until the job ends; 0 when it Succeeded.
 int Watch(Context& ctx, const std::string& id);
 

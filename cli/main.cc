@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
   logs->add_option("--rank", rank, "rank (default 0)");
   logs->add_option("--attempt", attempt, "attempt (default: the current one)");
   logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
+  int64_t offset = 0;
+  logs->add_option("--offset", offset,
+                   "start at this byte of the log (where an interrupted read said it stopped)")
+      ->check(CLI::NonNegativeNumber);
   auto* watch = app.add_subcommand("watch", "show a job's progress until it ends");
   watch->add_option("JOB", id)->required();
   auto* nodes = app.add_subcommand("nodes", "list nodes (-o wide for GPUs)");
@@ -116,7 +120,7 @@ int main(int argc, char** argv) {
   if (get->parsed()) return Get(ctx, id);
   if (list->parsed()) return List(ctx, all);
   if (cancel->parsed()) return Cancel(ctx, id);
-  if (logs->parsed()) return Logs(ctx, id, rank, attempt, follow);
+  if (logs->parsed()) return Logs(ctx, id, rank, attempt, follow, offset);
   if (watch->parsed()) return Watch(ctx, id);
   if (nodes->parsed()) return Nodes(ctx);
   if (best->parsed()) return Best(ctx, id);

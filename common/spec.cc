@@ -127,8 +127,12 @@ constexpr IntRule kPriorityRule{"priority", -1000, 1000};
 // none in the proto; in YAML the field is simply left out.
 constexpr IntRule kDeadlineRule{"activeDeadlineSeconds", 1, 315'360'000,
                                 " (seconds; leave the field out for no deadline)"};
+// As Kubernetes Jobs: 0 deletes the job as soon as it ends; left out, the
+// coordinator's --ttl-after-finished decides.
+constexpr IntRule kTtlRule{"ttlSecondsAfterFinished", 0, 315'360'000,
+                           " (seconds; leave the field out for the coordinator's default)"};
 
-constexpr std::array<std::string_view, 15> kTopFields = {"kind",
+constexpr std::array<std::string_view, 16> kTopFields = {"kind",
                                                          "apiVersion",
                                                          "name",
                                                          "replicas",
@@ -142,7 +146,8 @@ constexpr std::array<std::string_view, 15> kTopFields = {"kind",
                                                          "backoffLimit",
                                                          "activeDeadlineSeconds",
                                                          "priority",
-                                                         "user"};
+                                                         "user",
+                                                         "ttlSecondsAfterFinished"};
 constexpr std::array<std::string_view, 3> kResourceFields = {"cpus", "memory", "gpus"};
 
 constexpr std::array<std::pair<std::string_view, v1::RestartPolicy>, 3> kRestartPolicies = {{
@@ -365,6 +370,7 @@ void CheckJobSpec(const v1::JobSpec& spec, std::string_view prefix, Errors* erro
   range(kBackoffLimitRule, spec.backoff_limit());
   range(kPriorityRule, spec.priority());
   if (spec.active_deadline_seconds() != 0) range(kDeadlineRule, spec.active_deadline_seconds());
+  if (spec.has_ttl_seconds_after_finished()) range(kTtlRule, spec.ttl_seconds_after_finished());
 
   int64_t milli = spec.resources().milli_cpus();
   if (milli < 0) {
@@ -670,6 +676,10 @@ class JobLoader : public FieldLoader {
           } else if (field == "priority") {
             if (auto v = Int(path, line, value, kPriorityRule)) {
               spec_->set_priority(static_cast<int32_t>(*v));
+            }
+          } else if (field == "ttlSecondsAfterFinished") {
+            if (auto v = Int(path, line, value, kTtlRule)) {
+              spec_->set_ttl_seconds_after_finished(*v);
             }
           }
         });

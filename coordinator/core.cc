@@ -66,6 +66,8 @@ absl::Status Core::Recover() {
       !s.ok()) {
     return s;
   }
+  for (const auto& [id, job] : jobs_) ScheduleExpiry(job);
+  for (const v1::Sweep& sweep : sweeps_.List(true)) ScheduleExpiry(sweep);
   schedule_needed_ = !pending_.empty();
   GW_LOG_INFO("recovered jobs={} pending={} nodes_expected={}", jobs_.size(), pending_.size(),
               nodes_.size());
@@ -104,7 +106,10 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
     pending_.emplace(job.id(), clock_->MonotonicMs());
     schedule_needed_ = true;
   }
-  if (IsTerminal(to)) job.set_end_time_ms(clock_->NowMs());
+  if (IsTerminal(to)) {
+    job.set_end_time_ms(clock_->NowMs());
+    retention_.Forget(job.id());  // loaded again should a late point come
+  }
   MarkChanged(job);
   if (!job.sweep().empty()) sweeps_.OnTrialJobEnded(job);
   if (IsTerminal(to) && options_.on_job_ended) options_.on_job_ended(job.id());
@@ -720,6 +725,7 @@ void Core::Tick() {
       BeginStop(*job, v1::JOB_STATE_STOPPING, v1::JOB_STATE_FAILED, std::move(reason));
     }
   }
+  CollectGarbage();
 }
 
 bool Core::Flush() {
@@ -731,14 +737,23 @@ bool Core::Flush() {
   batch.sweeps = sweeps_.Changed();
   batch.metrics = std::move(metric_writes_);
   metric_writes_.clear();
+  batch.metric_trims = std::exchange(metric_trims_, {});
+  batch.deleted_jobs = std::exchange(deleted_jobs_, {});
+  batch.deleted_sweeps = std::exchange(deleted_sweeps_, {});
   if (batch.empty()) return true;
   if (absl::Status s = store_->Save(batch); !s.ok()) {
     GW_LOG_ERROR("store write of {} jobs, {} sweeps, {} points failed, will retry: {}",
                  batch.jobs.size(), batch.sweeps.size(), batch.metrics.size(),
                  std::string(s.message()));
     metric_writes_ = std::move(batch.metrics);
+    metric_trims_ = std::move(batch.metric_trims);
+    deleted_jobs_ = std::move(batch.deleted_jobs);
+    deleted_sweeps_ = std::move(batch.deleted_sweeps);
     return false;
   }
+  // What the store now holds as finished is deleted after its TTL.
+  for (const v1::Job* job : batch.jobs) ScheduleExpiry(*job);
+  for (const v1::Sweep* sweep : batch.sweeps) ScheduleExpiry(*sweep);
   sweeps_.ClearChanged();
   for (const v1::Sweep* sweep : batch.sweeps) {
     auto w = sweep_watchers_.find(sweep->id());

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "coordinator/metric_retention.h"
 #include "coordinator/principal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
@@ -76,6 +77,14 @@ struct CoreOptions {
   int64_t reserve_after_ms = 60'000;
   // GANGWAY_RDZV for ranks.
   std::string rendezvous_endpoint;
+  // Most metric points kept per job and metric name (metric_retention.h):
+  // past it a series is downsampled evenly, keeping the latest, lowest and
+  // highest values. 0: every point.
+  int64_t metric_points_per_name = 10'000;
+  // Seconds a finished job or sweep is kept (with its trials' jobs and
+  // every metric point) when its spec sets no ttlSecondsAfterFinished.
+  // -1: kept forever.
+  int64_t ttl_after_finished_s = -1;
   // Called (on the loop) when a job reaches a terminal state.
   std::function<void(const std::string& job_id)> on_job_ended;
   // Called (on the loop) when a gang is launched as `attempt`.
@@ -125,6 +134,9 @@ class Core final : private TrialHost {
   // Stored points of a job, optionally of one metric.
   absl::StatusOr<std::vector<v1::MetricPoint>> GetMetrics(const std::string& job_id,
                                                           const std::string& name);
+  // The same a page at a time (at most kMaxMetricsPage points).
+  static constexpr int32_t kMaxMetricsPage = 5000;
+  absl::StatusOr<v1::GetMetricsResponse> GetMetricsPage(const v1::GetMetricsRequest& request);
 
   // OK when `attempt` is the job's current attempt and its gang is placed or
   // running: what a job token is good for. PERMISSION_DENIED otherwise.
@@ -221,6 +233,19 @@ class Core final : private TrialHost {
   void NodeLost(NodeRec& node, const std::string& why);
   bool Flush();
 
+  // ---- Retention (core_retention.cc) ---------------------------------------
+  // A finished job (not a trial's: those go with their sweep) or sweep the
+  // store now holds: when it is to be deleted.
+  void ScheduleExpiry(const v1::Job& job);
+  void ScheduleExpiry(const v1::Sweep& sweep);
+  // Deletes what has expired; from Tick().
+  void CollectGarbage();
+  // Forgets the job everywhere and has the store delete it and its points.
+  void DropJob(const std::string& id);
+  // Points of `job_id` to store, downsampled; the series' state is loaded
+  // from the store the first time.
+  void KeepMetrics(const std::string& job_id, std::vector<v1::MetricPoint> points);
+
   Store* store_;
   AgentSink* sink_;
   const common::Clock* clock_;
@@ -252,6 +277,15 @@ class Core final : private TrialHost {
   int64_t MonoAt(int64_t wall_ms) const {
     return clock_->MonotonicMs() + (wall_ms - clock_->NowMs());
   }
+
+  MetricRetention retention_{options_.metric_points_per_name};
+  std::vector<MetricTrim> metric_trims_;
+  // Expiry (monotonic ms) -> job or sweep id; `expiry_` holds each one's
+  // current expiry, so stale entries are skipped.
+  std::multimap<int64_t, std::string> expiries_;
+  std::unordered_map<std::string, int64_t> expiry_;
+  std::vector<std::string> deleted_jobs_;
+  std::vector<std::string> deleted_sweeps_;
 
   SweepController sweeps_{this};
   std::map<std::string, std::map<int64_t, Watcher>> watchers_;

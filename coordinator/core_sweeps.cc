@@ -142,10 +142,8 @@ bool Core::OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
   // Points of an older attempt describe a run that was thrown away.
   if (!job || job->attempt() != attempt || points.empty()) return false;
   std::vector<v1::MetricPoint> tagged = points;
-  for (v1::MetricPoint& p : tagged) {
-    p.set_attempt(attempt);
-    metric_writes_.emplace_back(job_id, p);
-  }
+  for (v1::MetricPoint& p : tagged) p.set_attempt(attempt);
+  KeepMetrics(job_id, tagged);
   if (rank != 0 || job->sweep().empty()) return false;
   return sweeps_.OnMetrics(*job, tagged);
 }

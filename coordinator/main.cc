@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   double node_timeout_s = 5, heartbeat_s = 1, grace_s = 5, reserve_after_s = 60;
   double backoff_s = 10, backoff_max_s = 300;
   double lease_s = -1;  // default: the node timeout
+  int64_t ttl_s = -1, metric_points = 10'000;
   std::string log_level = "info";
   app.add_option("--listen", options.listen, "address to serve on (host:port; port 0 = any)");
   app.add_option("--state", options.state_dir, "state directory (SQLite store)");
@@ -34,6 +35,14 @@ int main(int argc, char** argv) {
   app.add_option("--reserve-after", reserve_after_s,
                  "seconds a job waits before smaller jobs behind it stop taking what it needs "
                  "(default 60; 0 = never)");
+  app.add_option("--ttl-after-finished", ttl_s,
+                 "seconds a finished job or sweep is kept, with its trials and metric points, "
+                 "when its spec sets no ttlSecondsAfterFinished (default -1: forever; 0: "
+                 "deleted as soon as it ends)");
+  app.add_option("--metric-points-per-name", metric_points,
+                 "most metric points kept per job and metric name; past it the series is "
+                 "downsampled evenly, keeping its latest, lowest and highest values (default "
+                 "10000; 0: every point)");
   app.add_option("--rendezvous-endpoint", options.core.rendezvous_endpoint,
                  "GANGWAY_RDZV given to ranks (default: the listen address)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
@@ -57,6 +66,13 @@ int main(int argc, char** argv) {
                  "0 <= --restart-backoff <= --restart-backoff-max\n";
     return 2;
   }
+  if (ttl_s < -1 || ttl_s > 315'360'000 || metric_points < 0) {
+    std::cerr << "gangway-coordinator: need -1 <= --ttl-after-finished <= 315360000 (ten "
+                 "years) and --metric-points-per-name >= 0\n";
+    return 2;
+  }
+  options.core.ttl_after_finished_s = ttl_s;
+  options.core.metric_points_per_name = metric_points;
   options.core.reserve_after_ms = static_cast<int64_t>(reserve_after_s * 1000);
   options.core.node_timeout_ms = static_cast<int64_t>(node_timeout_s * 1000);
   options.core.lease_ms = static_cast<int64_t>((lease_s < 0 ? node_timeout_s : lease_s) * 1000);

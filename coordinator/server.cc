@@ -331,14 +331,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
                                        const v1::GetMetricsRequest* req,
                                        v1::GetMetricsResponse* resp) override {
     return Answer(ctx, "gangway.v1.Sweeps/GetMetrics", req->job_id(), resp,
-                  [req](Core& c, const Principal&) -> absl::StatusOr<v1::GetMetricsResponse> {
-                    absl::StatusOr<std::vector<v1::MetricPoint>> points =
-                        c.GetMetrics(req->job_id(), req->name());
-                    if (!points.ok()) return points.status();
-                    v1::GetMetricsResponse out;
-                    for (auto& p : *points) *out.add_points() = std::move(p);
-                    return out;
-                  });
+                  [req](Core& c, const Principal&) { return c.GetMetricsPage(*req); });
   }
   grpc::ServerWriteReactor<v1::Sweep>* WatchSweep(grpc::CallbackServerContext* ctx,
                                                   const v1::WatchSweepRequest* req) override {
@@ -436,7 +429,13 @@ struct CoordinatorServer::Impl final : public AgentSink,
       if (cancelled_) return FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
       std::shared_ptr<LogsReactor> self = self_.lock();
       if (!self) return;
-      c.ReadLog(req_.id(), req_.rank(), req_.attempt(), offset_, kLogChunkBytes,
+      int64_t bytes = kLogChunkBytes;
+      if (!req_.follow() && req_.max_bytes() > 0) {
+        // Bounded: this call's share is sent, the client resumes from here.
+        bytes = std::min(bytes, req_.max_bytes() - (offset_ - req_.offset()));
+        if (bytes <= 0) return FinishOnce(grpc::Status::OK);
+      }
+      c.ReadLog(req_.id(), req_.rank(), req_.attempt(), offset_, bytes,
                 [self, &c](absl::StatusOr<v1::LogData> data) { self->OnData(c, std::move(data)); });
     }
 
@@ -510,6 +509,11 @@ struct CoordinatorServer::Impl final : public AgentSink,
                                                   const v1::GetLogsRequest* req) override {
     if (auto who = Admit(*ctx, "gangway.v1.Control/GetLogs", req->id()); !who.ok()) {
       return new RefusedWriter<v1::LogChunk>(who.status());
+    }
+    if (req->offset() < 0 || req->max_bytes() < 0) {
+      return new RefusedWriter<v1::LogChunk>(absl::InvalidArgumentError(
+          absl::StrCat(req->offset() < 0 ? "offset" : "max_bytes", ": must not be negative, got ",
+                       req->offset() < 0 ? req->offset() : req->max_bytes())));
     }
     auto reactor = std::make_shared<LogsReactor>(this, *req);
     reactor->holder_ = reactor;

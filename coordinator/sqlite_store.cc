@@ -50,6 +50,20 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
                               : has.status();
     if (!s.ok()) return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
   }
+  // Points gained their position in their series (MetricPoint.index) for
+  // downsampling; older ones read back as -1 and are never trimmed.
+  if (absl::StatusOr<bool> has = store->HasColumn("metrics", "idx"); !has.ok() || !*has) {
+    absl::Status s = has.ok() ? store->Exec(
+                                    "ALTER TABLE metrics ADD COLUMN idx INTEGER "
+                                    "NOT NULL DEFAULT -1")
+                              : has.status();
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
+  }
+  if (absl::Status s =
+          store->Exec("CREATE INDEX IF NOT EXISTS metrics_series ON metrics (job, name, idx)");
+      !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
+  }
   auto prepare = [&](const char* sql, auto& slot) -> absl::Status {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
@@ -66,9 +80,17 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
            std::pair{"INSERT INTO sweeps (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
                      "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
                      &store->upsert_sweep_},
-           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms, attempt) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms, attempt, idx) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                      &store->insert_metric_},
+           std::pair{"DELETE FROM metrics WHERE job = ?1 AND name = ?2 AND idx >= 0 AND "
+                     "idx % ?3 != 0 AND idx NOT IN (?4, ?5, ?6)",
+                     &store->thin_metrics_},
+           std::pair{"DELETE FROM metrics WHERE job = ?1 AND name = ?2 AND idx = ?3",
+                     &store->drop_metric_},
+           std::pair{"DELETE FROM jobs WHERE id = ?1", &store->delete_job_},
+           std::pair{"DELETE FROM metrics WHERE job = ?1", &store->delete_job_metrics_},
+           std::pair{"DELETE FROM sweeps WHERE id = ?1", &store->delete_sweep_},
        }) {
     if (absl::Status s = prepare(sql, *slot); !s.ok()) return s;
   }
@@ -167,7 +189,7 @@ absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std:
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(
           db_.get(),
-          "SELECT name, step, value, raw, time_ms, attempt FROM metrics WHERE job = ?1 "
+          "SELECT name, step, value, raw, time_ms, attempt, idx FROM metrics WHERE job = ?1 "
           "ORDER BY n",
           -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::UnavailableError(absl::StrCat("load metrics: ", sqlite3_errmsg(db_.get())));
@@ -189,10 +211,92 @@ absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std:
     if (raw) p.set_raw(raw);
     p.set_time_ms(sqlite3_column_int64(stmt, 4));
     p.set_attempt(sqlite3_column_int(stmt, 5));
+    p.set_index(sqlite3_column_int64(stmt, 6));
     points.push_back(std::move(p));
   }
   if (rc != SQLITE_DONE) return absl::UnavailableError(sqlite3_errmsg(db_.get()));
   return points;
+}
+
+absl::StatusOr<MetricPage> SqliteStore::LoadMetricsPage(const std::string& job_id,
+                                                        const std::string& name, int64_t after,
+                                                        int64_t limit) {
+  sqlite3_stmt* stmt = nullptr;
+  // The row number is the cursor: trims delete rows, they never renumber.
+  if (sqlite3_prepare_v2(db_.get(),
+                         "SELECT name, step, value, raw, time_ms, attempt, idx, n FROM metrics "
+                         "WHERE job = ?1 AND (?2 = '' OR name = ?2) AND n > ?3 ORDER BY n "
+                         "LIMIT ?4",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::UnavailableError(absl::StrCat("load metrics: ", sqlite3_errmsg(db_.get())));
+  }
+  std::unique_ptr<sqlite3_stmt, Finalize> guard(stmt);
+  sqlite3_bind_text(stmt, 1, job_id.data(), static_cast<int>(job_id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 2, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 3, after);
+  sqlite3_bind_int64(stmt, 4, limit + 1);  // one more says whether there is a next page
+  MetricPage page;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (static_cast<int64_t>(page.points.size()) == limit) {
+      page.more = true;
+      break;
+    }
+    v1::MetricPoint& p = page.points.emplace_back();
+    const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    p.set_name(text ? text : "");
+    p.set_step(sqlite3_column_int64(stmt, 1));
+    p.set_value(sqlite3_column_type(stmt, 2) == SQLITE_NULL
+                    ? std::numeric_limits<double>::quiet_NaN()
+                    : sqlite3_column_double(stmt, 2));
+    const char* raw = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+    if (raw) p.set_raw(raw);
+    p.set_time_ms(sqlite3_column_int64(stmt, 4));
+    p.set_attempt(sqlite3_column_int(stmt, 5));
+    p.set_index(sqlite3_column_int64(stmt, 6));
+    page.next = sqlite3_column_int64(stmt, 7);
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    return absl::UnavailableError(sqlite3_errmsg(db_.get()));
+  }
+  return page;
+}
+
+absl::Status SqliteStore::Step(sqlite3_stmt* stmt, const std::string& what) {
+  const int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  if (rc != SQLITE_DONE) {
+    return absl::UnavailableError(absl::StrCat(what, ": ", sqlite3_errmsg(db_.get())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::ApplyTrim(const MetricTrim& trim) {
+  const std::string what = absl::StrCat("trim metric ", trim.name, " of ", trim.job);
+  auto bind_series = [&](sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_bind_text(stmt, 1, trim.job.data(), static_cast<int>(trim.job.size()),
+                      SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, trim.name.data(), static_cast<int>(trim.name.size()),
+                      SQLITE_TRANSIENT);
+  };
+  if (trim.stride > 0) {
+    sqlite3_stmt* thin = thin_metrics_.get();
+    bind_series(thin);
+    sqlite3_bind_int64(thin, 3, trim.stride);
+    for (int i = 0; i < 3; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      sqlite3_bind_int64(thin, 4 + i, k < trim.keep.size() ? trim.keep[k] : -1);
+    }
+    if (absl::Status s = Step(thin, what); !s.ok()) return s;
+  }
+  for (int64_t index : trim.drop) {
+    sqlite3_stmt* drop = drop_metric_.get();
+    bind_series(drop);
+    sqlite3_bind_int64(drop, 3, index);
+    if (absl::Status s = Step(drop, what); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 template <typename Msg>
@@ -240,11 +344,31 @@ absl::Status SqliteStore::Save(const WriteBatch& batch) {
     }
     sqlite3_bind_int64(ins, 6, p.time_ms());
     sqlite3_bind_int(ins, 7, p.attempt());
+    sqlite3_bind_int64(ins, 8, p.index());
     const int rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) {
       return rollback(absl::UnavailableError(
           absl::StrCat("save metrics of ", job, ": ", sqlite3_errmsg(db_.get()))));
+    }
+  }
+  for (const MetricTrim& trim : batch.metric_trims) {
+    if (absl::Status s = ApplyTrim(trim); !s.ok()) return rollback(s);
+  }
+  auto delete_row = [&](sqlite3_stmt* stmt, const std::string& id, const char* what) {
+    sqlite3_reset(stmt);
+    sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    return Step(stmt, absl::StrCat("delete ", what, " ", id));
+  };
+  for (const std::string& id : batch.deleted_jobs) {
+    for (auto [stmt, what] : {std::pair{delete_job_metrics_.get(), "metrics of"},
+                              std::pair{delete_job_.get(), "job"}}) {
+      if (absl::Status s = delete_row(stmt, id, what); !s.ok()) return rollback(s);
+    }
+  }
+  for (const std::string& id : batch.deleted_sweeps) {
+    if (absl::Status s = delete_row(delete_sweep_.get(), id, "sweep"); !s.ok()) {
+      return rollback(s);
     }
   }
   if (absl::Status s = Exec("COMMIT"); !s.ok()) return rollback(s);

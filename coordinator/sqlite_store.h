@@ -30,6 +30,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
   absl::StatusOr<std::vector<v1::Sweep>> LoadSweeps() override;
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& job_id) override;
+  absl::StatusOr<MetricPage> LoadMetricsPage(const std::string& job_id, const std::string& name,
+                                             int64_t after, int64_t limit) override;
   absl::Status Save(const WriteBatch& batch) override;
 
   // "journal_mode=wal synchronous=2" as SQLite reports them: what an
@@ -52,12 +54,20 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<Msg>> LoadRows(const char* table);
   template <typename Msg>
   absl::Status SaveRow(sqlite3_stmt* stmt, const Msg& msg, std::string* buf);
+  absl::Status ApplyTrim(const MetricTrim& trim);
+  // Runs `stmt` (bound by the caller) to completion and resets it.
+  absl::Status Step(sqlite3_stmt* stmt, const std::string& what);
 
   // Declared in this order so the statement is finalized before the close.
   std::unique_ptr<sqlite3, CloseDb> db_;
   std::unique_ptr<sqlite3_stmt, Finalize> upsert_job_;
   std::unique_ptr<sqlite3_stmt, Finalize> upsert_sweep_;
   std::unique_ptr<sqlite3_stmt, Finalize> insert_metric_;
+  std::unique_ptr<sqlite3_stmt, Finalize> thin_metrics_;
+  std::unique_ptr<sqlite3_stmt, Finalize> drop_metric_;
+  std::unique_ptr<sqlite3_stmt, Finalize> delete_job_;
+  std::unique_ptr<sqlite3_stmt, Finalize> delete_job_metrics_;
+  std::unique_ptr<sqlite3_stmt, Finalize> delete_sweep_;
 };
 
 }  // namespace gangway::coordinator

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -36,6 +37,25 @@ class FakeStore final : public Store {
     if (it == metrics.end()) return std::vector<v1::MetricPoint>();
     return it->second;
   }
+  // The cursor is a point's position in `metrics[job]` plus `trimmed_`
+  // before it, which is what a row number in SQLite behaves like.
+  absl::StatusOr<MetricPage> LoadMetricsPage(const std::string& job, const std::string& name,
+                                             int64_t after, int64_t limit) override {
+    MetricPage page;
+    auto it = metrics.find(job);
+    if (it == metrics.end()) return page;
+    const std::vector<int64_t>& rows = rows_[job];
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      if (rows[i] <= after || (!name.empty() && it->second[i].name() != name)) continue;
+      if (static_cast<int64_t>(page.points.size()) == limit) {
+        page.more = true;
+        break;
+      }
+      page.points.push_back(it->second[i]);
+      page.next = rows[i];
+    }
+    return page;
+  }
   absl::Status Save(const WriteBatch& batch) override {
     ++calls;
     if (fail) return absl::UnavailableError("disk full (test)");
@@ -44,7 +64,32 @@ class FakeStore final : public Store {
       history.emplace_back(job->id(), job->state());
     }
     for (const v1::Sweep* sweep : batch.sweeps) sweeps[sweep->id()] = *sweep;
-    for (const auto& [job, point] : batch.metrics) metrics[job].push_back(point);
+    for (const auto& [job, point] : batch.metrics) {
+      metrics[job].push_back(point);
+      rows_[job].push_back(++next_row_);
+    }
+    for (const MetricTrim& trim : batch.metric_trims) {
+      std::vector<v1::MetricPoint>& points = metrics[trim.job];
+      std::vector<int64_t>& rows = rows_[trim.job];
+      for (size_t i = points.size(); i-- > 0;) {
+        const v1::MetricPoint& p = points[i];
+        if (p.name() != trim.name || p.index() < 0) continue;
+        const auto has = [&](const std::vector<int64_t>& v) {
+          return std::find(v.begin(), v.end(), p.index()) != v.end();
+        };
+        if ((trim.stride > 0 && p.index() % trim.stride != 0 && !has(trim.keep)) ||
+            has(trim.drop)) {
+          points.erase(points.begin() + static_cast<std::ptrdiff_t>(i));
+          rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+      }
+    }
+    for (const std::string& id : batch.deleted_jobs) {
+      jobs.erase(id);
+      metrics.erase(id);
+      rows_.erase(id);
+    }
+    for (const std::string& id : batch.deleted_sweeps) sweeps.erase(id);
     return absl::OkStatus();
   }
 
@@ -64,6 +109,10 @@ class FakeStore final : public Store {
   std::map<std::string, v1::Sweep> sweeps;
   std::map<std::string, std::vector<v1::MetricPoint>> metrics;
   std::vector<std::pair<std::string, v1::JobState>> history;
+
+ private:
+  std::map<std::string, std::vector<int64_t>> rows_;  // beside metrics[job]
+  int64_t next_row_ = 0;
 };
 
 struct Sent {
