@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -230,6 +231,23 @@ std::string SweepDetail(const v1::Sweep& sweep, int64_t now_ms) {
                     TrialState(t->state()),
                     t->has_objective() ? absl::StrFormat("%.6g", t->objective()) : "-", Params(*t),
                     t->job_id()});
+  }
+  // pbt: each trial's parent (whose checkpoint it started from) and the
+  // lineage back to its first generation.
+  if (spec.algorithm().name() == "pbt") {
+    std::map<int64_t, int64_t> parent;
+    for (const auto& t : sweep.trials()) parent[t.number()] = t.parent_trial();
+    rows[0].insert(rows[0].begin() + 2, {"PARENT", "LINEAGE"});
+    for (size_t r = 1; r < rows.size(); ++r) {
+      const int64_t n = trials[r - 1]->number();
+      std::vector<std::string> chain = {absl::StrCat(n)};
+      for (int64_t p = parent[n]; p > 0 && chain.size() < 1000; p = parent[p]) {
+        chain.push_back(absl::StrCat(p));
+      }
+      std::reverse(chain.begin(), chain.end());
+      rows[r].insert(rows[r].begin() + 2,
+                     {parent[n] > 0 ? absl::StrCat(parent[n]) : "-", absl::StrJoin(chain, ">")});
+    }
   }
   return out + "\n" + Table(rows);
 }

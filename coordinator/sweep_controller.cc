@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "coordinator/job_state.h"
 #include "coordinator/sweep_objectives.h"
+#include "coordinator/sweep_tuner_options.h"
 
 namespace gangway::coordinator {
 namespace {
@@ -347,6 +348,12 @@ void SweepController::StartTrial(Rec& rec, const tuner::Proposal& proposal) {
   for (size_t i = 0; i < params.size(); ++i) {
     (*trial->mutable_params())[params[i].name] = ParamText(proposal.assignment[i]);
   }
+  // The tuner goes on from the values as stored (15 digits), as a replay
+  // after a restart would.
+  if (absl::StatusOr<tuner::Assignment> stored = AssignmentOf(rec.tuner->space(), trial->params());
+      stored.ok()) {
+    (void)rec.tuner->Amend(proposal.trial_id, *stored);
+  }
   v1::JobSpec job = spec.trial_template();
   if (job.name().empty()) job.set_name(spec.name());
   job.set_trial(absl::StrCat(rec.sweep.id(), "-", trial->number()));
@@ -356,6 +363,8 @@ void SweepController::StartTrial(Rec& rec, const tuner::Proposal& proposal) {
   for (auto& a : *job.mutable_args()) a = ExpandTrialParams(a, trial->params());
   for (auto& [k, v] : *job.mutable_env()) v = ExpandTrialParams(v, trial->params());
   job.set_working_dir(ExpandTrialParams(job.working_dir(), trial->params()));
+  if (proposal.parent) trial->set_parent_trial(*proposal.parent + 1);
+  SetCheckpointEnv(rec.sweep, trial, &job);
   const std::string job_id = host_->CreateTrialJob(std::move(job), rec.sweep.id());
   trial->set_job_id(job_id);
   rec.trial_of_job[job_id] = rec.sweep.trials_size() - 1;

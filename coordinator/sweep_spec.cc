@@ -72,9 +72,9 @@ constexpr std::array<std::string_view, 4> kValueModes = {"last", "best", "min", 
 constexpr std::array<std::string_view, 4> kParameterTypes = {"double", "int", "categorical",
                                                              "discrete"};
 constexpr std::array<std::string_view, 2> kScales = {"linear", "log"};
-constexpr std::array<std::string_view, 9> kAlgorithms = {
+constexpr std::array<std::string_view, 10> kAlgorithms = {
     "grid",  "random",    "sobol", "bayesian", "tpe", "multivariate-tpe",
-    "cmaes", "hyperband", "nsga2"};
+    "cmaes", "hyperband", "nsga2", "pbt"};
 constexpr std::array<std::string_view, 2> kRules = {"median", "asha"};
 constexpr std::array<std::string_view, 3> kCollectorKinds = {"stdout", "file", "push"};
 
@@ -436,15 +436,15 @@ void CheckObjective(const v1::SweepSpec& spec, Errors* errors) {
 std::optional<tuner::Algorithm> CheckAlgorithm(const v1::SweepSpec& spec, Errors* errors) {
   if (!spec.has_algorithm()) {
     errors->Add("algorithm",
-                "required: {name: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes or "
-                "hyperband}");
+                "required: {name: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, "
+                "hyperband, nsga2 or pbt}");
     return std::nullopt;
   }
   const v1::AlgorithmSpec& a = spec.algorithm();
   if (a.name().empty()) {
     errors->Add("algorithm.name",
-                "required: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband "
-                "or nsga2");
+                "required: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband, "
+                "nsga2 or pbt");
     return std::nullopt;
   }
   auto algorithm = tuner::ParseAlgorithm(a.name());

@@ -30,7 +30,7 @@
 //   algorithm:
 //     name: bayesian           # required: grid | random | sobol | bayesian |
 //                              # tpe | multivariate-tpe | cmaes | hyperband |
-//                              # nsga2
+//                              # nsga2 | pbt
 //                              # (any case; Katib's bayesianoptimization too)
 //     seed: 1                  # optional, 0..2^63-1
 //     settings:                # optional; values are kept as text
@@ -70,6 +70,11 @@
 //                                  with min > 0 that the algorithm sets
 //             reductionFactor      2..100 (default 3)
 //   nsga2:    population           2..10000 (default 20)
+//   pbt:      checkpointRoot       required: an absolute directory on
+//                                  storage every node sees
+//             population           2..1000 (default 8)
+//             truncationPercent    1..50 (default 25)
+//             resamplePercent      0..100 (default 25)
 // A grid must have at most maxTrials points.
 #pragma once
 

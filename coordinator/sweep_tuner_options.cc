@@ -27,6 +27,13 @@ constexpr std::array<SettingRule, 2> kHyperbandSettings = {{
 
 constexpr std::array<SettingRule, 1> kNsga2Settings = {{{"population", 10'000, {}, 2}}};
 
+constexpr std::array<SettingRule, 4> kPbtSettings = {{
+    {"checkpointRoot", 0, {}, 0, true},
+    {"population", 1000, {}, 2},
+    {"truncationPercent", 50, {}, 1},
+    {"resamplePercent", 100, {}, 0},
+}};
+
 }  // namespace
 
 std::span<const SettingRule> AlgorithmSettings(tuner::Algorithm algorithm) {
@@ -39,6 +46,8 @@ std::span<const SettingRule> AlgorithmSettings(tuner::Algorithm algorithm) {
       return kHyperbandSettings;
     case tuner::Algorithm::kNsga2:
       return kNsga2Settings;
+    case tuner::Algorithm::kPbt:
+      return kPbtSettings;
     case tuner::Algorithm::kRandom:
     case tuner::Algorithm::kSobol:
     case tuner::Algorithm::kTpe:
@@ -100,6 +109,15 @@ absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec) {
     } else if (key == "population") {
       if (auto s = number(&n); !s.ok()) return s;
       o.nsga2.population = n;
+      o.pbt.population = n;
+    } else if (key == "truncationPercent") {
+      if (auto s = number(&n); !s.ok()) return s;
+      o.pbt.truncation = n / 100.0;
+    } else if (key == "resamplePercent") {
+      if (auto s = number(&n); !s.ok()) return s;
+      o.pbt.resample_probability = n / 100.0;
+    } else if (key == "checkpointRoot") {
+      // Used by the controller (SetCheckpointEnv), not the tuner.
     } else if (key == "reductionFactor") {
       if (auto s = number(&n); !s.ok()) return s;
       o.hyperband.reduction_factor = n;
@@ -148,6 +166,16 @@ absl::Status CheckAlgorithmAgainstSpace(const v1::SweepSpec& spec,
                                         const tuner::SearchSpace& space) {
   absl::StatusOr<tuner::TunerOptions> o = TunerOptionsOf(spec);
   if (!o.ok()) return absl::OkStatus();
+  if (o->algorithm == tuner::Algorithm::kPbt) {
+    const auto& settings = spec.algorithm().settings();
+    auto root = settings.find("checkpointRoot");
+    if (root == settings.end() || root->second.empty() || root->second.front() != '/') {
+      return absl::InvalidArgumentError(
+          "algorithm.settings.checkpointRoot: required for pbt: an absolute directory every "
+          "node sees (shared storage), under which each trial gets its checkpoint directory");
+    }
+    return tuner::Tuner::Create(space, *o).status();
+  }
   if (o->algorithm == tuner::Algorithm::kHyperband) {
     return tuner::HyperbandSchedule(space, o->hyperband).status();
   }
@@ -159,6 +187,22 @@ absl::Status CheckAlgorithmAgainstSpace(const v1::SweepSpec& spec,
     return tuner::Tuner::Create(space, *o).status();
   }
   return absl::OkStatus();
+}
+
+void SetCheckpointEnv(const v1::Sweep& sweep, v1::Trial* trial, v1::JobSpec* job) {
+  const auto& settings = sweep.spec().algorithm().settings();
+  auto root = settings.find("checkpointRoot");
+  if (sweep.spec().algorithm().name() != "pbt" || root == settings.end()) return;
+  auto dir = [&](int64_t number) {
+    std::string base = root->second;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    return absl::StrCat(base, "/", sweep.id(), "/", number);
+  };
+  trial->set_checkpoint_dir(dir(trial->number()));
+  (*job->mutable_env())["GANGWAY_CHECKPOINT_DIR"] = trial->checkpoint_dir();
+  if (trial->parent_trial() > 0) {
+    (*job->mutable_env())["GANGWAY_PARENT_CHECKPOINT_DIR"] = dir(trial->parent_trial());
+  }
 }
 
 }  // namespace gangway::coordinator

@@ -37,6 +37,12 @@ std::optional<int64_t> ParseSettingInt(std::string_view text, int64_t max);
 // not parse.
 absl::StatusOr<tuner::TunerOptions> TunerOptionsOf(const v1::SweepSpec& spec);
 
+// pbt: the trial's checkpoint directory (CHECKPOINT_ROOT/SWEEP/NUMBER),
+// recorded on the trial and handed to its job as GANGWAY_CHECKPOINT_DIR,
+// and its parent's as GANGWAY_PARENT_CHECKPOINT_DIR. Nothing for other
+// algorithms.
+void SetCheckpointEnv(const v1::Sweep& sweep, v1::Trial* trial, v1::JobSpec* job);
+
 // Settings that only make sense against the parameters (hyperband's
 // resource parameter). OK when the options do not parse: those errors are
 // reported on their own. The message starts with the field path.

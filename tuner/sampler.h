@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -53,6 +54,9 @@ class Sampler {
   // waits for results.
   virtual std::vector<Assignment> Propose(const SamplerInput& input, int n) = 0;
   virtual bool exhausted() const { return false; }
+  // For each assignment of the last Propose, the trial whose checkpoint it
+  // starts from (population-based training); empty when none do.
+  virtual std::vector<std::optional<int64_t>> TakeParents() { return {}; }
 };
 
 // A generator for one purpose at one position: seeds are mixed so that

@@ -18,10 +18,11 @@ absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name) {
   if (n == "cmaes") return Algorithm::kCmaEs;
   if (n == "hyperband") return Algorithm::kHyperband;
   if (n == "nsga2" || n == "nsga-ii") return Algorithm::kNsga2;
+  if (n == "pbt") return Algorithm::kPbt;
   return absl::InvalidArgumentError(absl::StrCat(
       "algorithm: unknown \"", std::string(name),
       "\" (known: grid, random, sobol, bayesian, tpe, multivariate-tpe, cmaes, hyperband, "
-      "nsga2)"));
+      "nsga2, pbt)"));
 }
 
 std::string_view AlgorithmName(Algorithm algorithm) {
@@ -44,6 +45,8 @@ std::string_view AlgorithmName(Algorithm algorithm) {
       return "hyperband";
     case Algorithm::kNsga2:
       return "nsga2";
+    case Algorithm::kPbt:
+      return "pbt";
   }
   return "unknown";
 }
@@ -128,6 +131,25 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       }
       sampler = MakeNsga2Sampler(space, options.nsga2, options.seed);
       break;
+    case Algorithm::kPbt: {
+      const PbtOptions& p = options.pbt;
+      if (p.population < 2 || p.population > 1000) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "algorithm.settings.population: must be between 2 and 1000, got ", p.population));
+      }
+      if (!(p.truncation > 0 && p.truncation <= 0.5)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("algorithm.settings.truncationPercent: must be between 1 and 50, got ",
+                         p.truncation * 100));
+      }
+      if (!(p.resample_probability >= 0 && p.resample_probability <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("algorithm.settings.resamplePercent: must be between 0 and 100, got ",
+                         p.resample_probability * 100));
+      }
+      sampler = MakePbtSampler(space, p, options.seed);
+      break;
+    }
     case Algorithm::kHyperband: {
       auto s = MakeHyperbandSampler(space, options.hyperband, options.seed);
       if (!s.ok()) return s.status();
@@ -162,13 +184,16 @@ absl::StatusOr<std::vector<Proposal>> Tuner::Ask(int n) {
     if (t.state == State::kPending) input.pending.push_back(t.unit);
   }
   std::vector<Assignment> assignments = sampler_->Propose(input, n);
-  for (Assignment& a : assignments) {
+  std::vector<std::optional<int64_t>> parents = sampler_->TakeParents();
+  parents.resize(assignments.size());
+  for (size_t j = 0; j < assignments.size(); ++j) {
+    Assignment& a = assignments[j];
     Trial t;
     t.unit = space_.Encode(a);
     t.assignment = a;
     const int64_t id = next_id_++;
     trials_.emplace(id, std::move(t));
-    out.push_back({id, std::move(a)});
+    out.push_back({id, std::move(a), parents[j]});
   }
   return out;
 }
@@ -183,6 +208,15 @@ absl::Status Tuner::Register(int64_t trial_id, const Assignment& assignment) {
   t.unit = space_.Encode(assignment);
   trials_.emplace(trial_id, std::move(t));
   next_id_ = std::max(next_id_, trial_id + 1);
+  return absl::OkStatus();
+}
+
+absl::Status Tuner::Amend(int64_t trial_id, const Assignment& assignment) {
+  if (absl::Status s = space_.Check(assignment); !s.ok()) return s;
+  absl::StatusOr<Trial*> t = FindPending(trial_id);
+  if (!t.ok()) return t.status();
+  (*t)->assignment = assignment;
+  (*t)->unit = space_.Encode(assignment);
   return absl::OkStatus();
 }
 

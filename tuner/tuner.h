@@ -38,6 +38,7 @@
 #include "tuner/hyperband.h"
 #include "tuner/nsga2.h"
 #include "tuner/pareto.h"
+#include "tuner/pbt.h"
 #include "tuner/search_space.h"
 #include "tuner/tpe.h"
 
@@ -54,11 +55,12 @@ enum class Algorithm {
   kMultivariateTpe,
   kCmaEs,
   kHyperband,
-  kNsga2
+  kNsga2,
+  kPbt
 };
 
 // "grid", "random", "sobol", "bayesian" (also Katib's "bayesianoptimization"),
-// "tpe", "multivariate-tpe", "cmaes", "hyperband", "nsga2".
+// "tpe", "multivariate-tpe", "cmaes", "hyperband", "nsga2", "pbt".
 absl::StatusOr<Algorithm> ParseAlgorithm(std::string_view name);
 std::string_view AlgorithmName(Algorithm algorithm);
 
@@ -79,12 +81,15 @@ struct TunerOptions {
   CmaEsOptions cmaes;
   HyperbandOptions hyperband;
   Nsga2Options nsga2;
+  PbtOptions pbt;
   EarlyStoppingOptions early_stopping;
 };
 
 struct Proposal {
   int64_t trial_id = 0;
   Assignment assignment;
+  // pbt: the trial whose checkpoint this one starts from.
+  std::optional<int64_t> parent;
 };
 
 struct BestTrial {
@@ -113,6 +118,12 @@ class Tuner {
   // extended, a user's own point) as pending. ALREADY_EXISTS for a known id,
   // INVALID_ARGUMENT for an assignment outside the space.
   absl::Status Register(int64_t trial_id, const Assignment& assignment);
+  // Replaces a pending trial's assignment with the caller's form of it
+  // (values printed and parsed back), so that what later proposals derive
+  // from it (pbt's continued and perturbed parameters, nsga2's children)
+  // is what a replay from the stored values derives. Errors as Register's
+  // and for Tell.
+  absl::Status Amend(int64_t trial_id, const Assignment& assignment);
 
   // The final objective of a pending trial. NOT_FOUND for an unknown id,
   // FAILED_PRECONDITION if it already finished, INVALID_ARGUMENT for a

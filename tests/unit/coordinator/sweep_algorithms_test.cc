@@ -33,6 +33,7 @@ class FakeHost : public TrialHost {
   int64_t NextSeq() override { return ++seq_; }
   bool TrialJobLive(const std::string& job_id) const override { return live_.count(job_id) > 0; }
   void End(const std::string& job_id) { live_.erase(job_id); }
+  const v1::JobSpec& Spec(const std::string& job_id) { return specs_.at(job_id); }
 
  private:
   int jobs_ = 0;
@@ -217,6 +218,71 @@ trialTemplate:
   for (int i = 3; i < 6; ++i) Finish(c, host, s.trials(i), {Pt("loss", 0.5)});
   c.Reconcile();
   EXPECT_EQ(c.Get(submitted->id())->state(), v1::SWEEP_STATE_SUCCEEDED);
+}
+
+TEST(SweepAlgorithmsTest, PbtHandsCheckpointDirectoriesAndRecordsTheLineage) {
+  FakeHost host;
+  SweepController c(&host);
+  absl::StatusOr<v1::Sweep> submitted = c.Submit(Request(R"(kind: Sweep
+name: pbt
+objective: {metric: loss, type: minimize}
+parameters:
+  - {name: lr, type: double, min: 0.001, max: 1, scale: log}
+algorithm: {name: pbt, seed: 2, settings: {checkpointRoot: /shared/ckpt/, population: 4}}
+parallelTrials: 4
+maxTrials: 12
+trialTemplate:
+  command: [train, '${trial.lr}']
+)"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string id = submitted->id();
+  c.Reconcile();
+  v1::Sweep s = *c.Get(id);
+  ASSERT_EQ(s.trials_size(), 4);
+  for (const v1::Trial& t : s.trials()) {
+    const auto& env = host.Spec(t.job_id()).env();
+    EXPECT_EQ(env.at("GANGWAY_CHECKPOINT_DIR"), absl::StrCat("/shared/ckpt/", id, "/", t.number()));
+    EXPECT_EQ(t.checkpoint_dir(), env.at("GANGWAY_CHECKPOINT_DIR"));
+    EXPECT_EQ(env.count("GANGWAY_PARENT_CHECKPOINT_DIR"), 0u);
+    EXPECT_EQ(t.parent_trial(), 0);
+  }
+  // Trial 3 is the worst and exploits trial 2, the best.
+  const std::vector<double> losses = {0.5, 0.1, 0.9, 0.3};
+  for (int i = 0; i < 4; ++i) Finish(c, host, s.trials(i), {Pt("loss", losses[i])});
+  c.Reconcile();
+  s = *c.Get(id);
+  ASSERT_EQ(s.trials_size(), 8);
+  const std::vector<int64_t> parents = {1, 2, 2, 4};
+  for (int m = 0; m < 4; ++m) {
+    const v1::Trial& t = s.trials(4 + m);
+    EXPECT_EQ(t.parent_trial(), parents[m]) << m;
+    EXPECT_EQ(host.Spec(t.job_id()).env().at("GANGWAY_PARENT_CHECKPOINT_DIR"),
+              absl::StrCat("/shared/ckpt/", id, "/", parents[m]));
+  }
+  EXPECT_EQ(s.trials(4).params().at("lr"), s.trials(0).params().at("lr"));
+  EXPECT_NE(s.trials(6).params().at("lr"), s.trials(1).params().at("lr"));  // explored
+  for (int i = 4; i < 8; ++i) Finish(c, host, s.trials(i), {Pt("loss", 1.0 / i)});
+  s = *c.Get(id);
+
+  // A restarted controller continues the same lineages.
+  FakeHost host2;
+  SweepController restarted(&host2);
+  ASSERT_TRUE(restarted
+                  .Recover({s},
+                           [](const std::string&) {
+                             return absl::StatusOr<std::vector<v1::MetricPoint>>(
+                                 std::vector<v1::MetricPoint>{});
+                           })
+                  .ok());
+  c.Reconcile();
+  restarted.Reconcile();
+  v1::Sweep a = *c.Get(id), b = *restarted.Get(id);
+  ASSERT_EQ(a.trials_size(), 12);
+  ASSERT_EQ(b.trials_size(), 12);
+  for (int i = 8; i < 12; ++i) {
+    EXPECT_EQ(a.trials(i).parent_trial(), b.trials(i).parent_trial()) << i;
+    EXPECT_EQ(a.trials(i).params().at("lr"), b.trials(i).params().at("lr")) << i;
+  }
 }
 
 }  // namespace

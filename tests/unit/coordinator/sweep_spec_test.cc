@@ -433,10 +433,26 @@ TEST(ParseSweepSpecTest, HyperbandNeedsANumericResourceParameterWithMinAboveZero
                         "resourceParameter, reductionFactor)"));
 }
 
+TEST(ParseSweepSpecTest, PbtNeedsAnAbsoluteCheckpointRoot) {
+  auto with = [](std::string_view settings) {
+    return Minimal("algorithm: {name: random}\n",
+                   "algorithm:\n  name: pbt\n  settings:\n" + std::string(settings));
+  };
+  auto parsed = ParseSweepSpec(with("    checkpointRoot: /shared/ckpt\n    population: 4\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(ErrorOf(with("    population: 4\n")),
+              HasSubstr("algorithm.settings.checkpointRoot: required for pbt"));
+  EXPECT_THAT(ErrorOf(with("    checkpointRoot: ckpt\n")),
+              HasSubstr("algorithm.settings.checkpointRoot: required for pbt: an absolute"));
+  EXPECT_THAT(ErrorOf(with("    checkpointRoot: /c\n    truncationPercent: 60\n")),
+              HasSubstr("algorithm.settings.truncationPercent: must be an integer between 1 and "
+                        "50"));
+}
+
 TEST(ParseSweepSpecTest, AlgorithmErrors) {
   EXPECT_THAT(ErrorOf(Minimal("{name: random}", "{name: bayes}")),
               HasSubstr("line 6: algorithm.name: must be one of grid, random, sobol, bayesian, "
-                        "tpe, multivariate-tpe, cmaes, hyperband, nsga2, got \"bayes\""));
+                        "tpe, multivariate-tpe, cmaes, hyperband, nsga2, pbt, got \"bayes\""));
   // Katib's TPE and CMA-ES names are real samplers; they take no settings.
   for (const char* name : {"tpe", "multivariate-tpe", "cmaes"}) {
     auto parsed = ParseSweepSpec(Minimal("{name: random}", std::string("{name: ") + name + "}"));
@@ -840,6 +856,10 @@ TEST(ExamplesTest, SweepsParse) {
   ASSERT_TRUE(hyperband.ok()) << hyperband.status();
   EXPECT_EQ(hyperband->spec.algorithm().name(), "hyperband");
   EXPECT_EQ(hyperband->spec.algorithm().settings().at("resourceParameter"), "epochs");
+
+  auto pbt = ParseSweepSpec(ReadExample("pbt.yaml"));
+  ASSERT_TRUE(pbt.ok()) << pbt.status();
+  EXPECT_EQ(pbt->spec.algorithm().name(), "pbt");
 
   auto grid = ParseSweepSpec(ReadExample("quadratic-grid.yaml"));
   ASSERT_TRUE(grid.ok()) << grid.status();
