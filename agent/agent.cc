@@ -116,7 +116,6 @@ struct Agent::Impl {
   AgentOptions options;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  asio::steady_timer heartbeat{io};
   std::unique_ptr<Supervisor> supervisor;  // loop thread
   // Set with options.keeper_exe: ranks run under keepers (keeper.h) and
   // outlive this process; the supervisor then launches nothing.
@@ -148,13 +147,21 @@ struct Agent::Impl {
   }
   bool metrics_polling = false;
   Stream* stream = nullptr;  // loop thread; the session thread owns it
-  int64_t heartbeat_ms = 1000;
+  // Heartbeats come from their own thread, so a loop busy with a burst of
+  // launches still sends them (and so still gets the acks that renew the
+  // lease). Every write to the stream holds write_mu: gRPC allows one
+  // Write at a time.
+  std::mutex write_mu;
+  Stream* heartbeat_stream = nullptr;  // guarded by write_mu
+  std::atomic<int64_t> heartbeat_ms{1000};
+  std::thread heartbeater;
 
   std::thread loop;
   std::thread session;
   std::mutex mu;  // guards the fields below
   std::condition_variable cv;
   bool stopping = false;
+  bool registered_now = false;  // a RegisterAck set heartbeat_ms
   grpc::ClientContext* ctx = nullptr;
 
   // Decided once; an error (options not validated first) fails every
@@ -195,9 +202,12 @@ struct Agent::Impl {
 
   // ---- Loop thread ---------------------------------------------------------
   void Write(const v1::AgentMessage& msg) {
-    if (stream && !stream->Write(msg)) {
+    if (!stream) return;
+    std::lock_guard lock(write_mu);
+    if (!stream->Write(msg)) {
       // The session thread sees the broken stream in Read and reconnects.
       stream = nullptr;
+      heartbeat_stream = nullptr;
     }
   }
 
@@ -574,11 +584,9 @@ struct Agent::Impl {
   void Handle(const v1::CoordinatorMessage& msg) {
     switch (msg.msg_case()) {
       case v1::CoordinatorMessage::kRegisterAck:
-        heartbeat_ms = std::max<int64_t>(50, msg.register_ack().heartbeat_interval_ms());
         lease_ms = std::max<int64_t>(0, msg.register_ack().lease_ms());
         lease_grace_ms = std::max<int64_t>(0, msg.register_ack().lease_grace_ms());
         RenewLease();
-        ScheduleHeartbeat();
         return;
       case v1::CoordinatorMessage::kHeartbeatAck:
         RenewLease();
@@ -630,15 +638,24 @@ struct Agent::Impl {
     });
   }
 
-  void ScheduleHeartbeat() {
-    heartbeat.expires_after(std::chrono::milliseconds(heartbeat_ms));
-    heartbeat.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || !stream) return;
+  // ---- Heartbeat thread ----------------------------------------------------
+  void RunHeartbeats() {
+    while (true) {
+      {
+        // Not held while writing: a Write blocked on flow control must not
+        // keep Stop() from cancelling the call.
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::milliseconds(heartbeat_ms.load()),
+                    [this] { return stopping || registered_now; });
+        if (stopping) return;
+        registered_now = false;
+      }
+      std::lock_guard write_lock(write_mu);
+      if (heartbeat_stream == nullptr) continue;
       v1::AgentMessage msg;
       msg.mutable_heartbeat();
-      Write(msg);
-      ScheduleHeartbeat();
-    });
+      if (!heartbeat_stream->Write(msg)) heartbeat_stream = nullptr;
+    }
   }
 
   // Runs fn on the loop and waits for it.
@@ -704,6 +721,8 @@ struct Agent::Impl {
         *msg.mutable_register_() = BuildRegister();
         if (!s->Write(msg)) return false;
         stream = s.get();
+        std::lock_guard lock(write_mu);
+        heartbeat_stream = nullptr;  // from the RegisterAck on
         SendWithheldExits();
         return true;
       });
@@ -719,6 +738,16 @@ struct Agent::Impl {
             }
           }
           if (in.has_register_ack()) {
+            heartbeat_ms = std::max<int64_t>(50, in.register_ack().heartbeat_interval_ms());
+            {
+              std::lock_guard lock(write_mu);
+              heartbeat_stream = s.get();
+            }
+            {
+              std::lock_guard lock(mu);
+              registered_now = true;  // the heartbeat thread takes the new interval now
+            }
+            cv.notify_all();
             granted_lease_ms = std::max<int64_t>(0, in.register_ack().lease_ms());
             granted_grace_ms = std::max<int64_t>(0, in.register_ack().lease_grace_ms());
           }
@@ -737,9 +766,12 @@ struct Agent::Impl {
           in = v1::CoordinatorMessage();
         }
       }
+      {
+        std::lock_guard lock(write_mu);
+        heartbeat_stream = nullptr;
+      }
       OnLoop([&] {
         stream = nullptr;
-        heartbeat.cancel();
         return 0;
       });
       grpc::Status status = s->Finish();
@@ -757,6 +789,7 @@ void Agent::Start() {
   Impl* impl = impl_.get();
   impl->loop = std::thread([impl] { impl->io.run(); });
   impl->session = std::thread([impl] { impl->RunSession(); });
+  impl->heartbeater = std::thread([impl] { impl->RunHeartbeats(); });
 }
 
 void Agent::Stop() {
@@ -769,10 +802,10 @@ void Agent::Stop() {
   }
   impl->cv.notify_all();
   if (impl->session.joinable()) impl->session.join();
+  if (impl->heartbeater.joinable()) impl->heartbeater.join();
   if (impl->loop.joinable()) {
     // Kill every rank on the loop thread that owns the supervisor.
     asio::post(impl->io, [impl] {
-      impl->heartbeat.cancel();
       impl->metrics_timer.cancel();
       impl->lease_timer.cancel();
       // With keepers, ranks run on (the next agent adopts them, and the

@@ -148,6 +148,12 @@ class Keeper {
 
   // Launches the rank and tells the agent; false when it could not run.
   bool Launch() {
+    // Handlers first: the agent may ask for a stop (SIGUSR1) as soon as it
+    // has the answer, and the default action would kill the keeper.
+    signals_.add(SIGUSR1);
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    signals_.add(SIGHUP);
     LaunchRequest req;
     req.argv.assign(record_.argv().begin(), record_.argv().end());
     if (record_.switch_user()) {
@@ -187,10 +193,6 @@ class Keeper {
   }
 
   void Run() {
-    signals_.add(SIGUSR1);
-    signals_.add(SIGTERM);
-    signals_.add(SIGINT);
-    signals_.add(SIGHUP);
     WaitSignal();
     Check();
     io_.run();

@@ -6,6 +6,11 @@
 // spawned), all from the coordinator's own timestamps.
 //
 //   e2e_load [--agents 4] [--jobs 2000] [--clients 4] [--rate R] [--state DIR] [--tls]
+//            [--keepers PATH-TO-gangway-agent]
+//
+// --keepers runs every rank under a rank keeper, as gangway-agent does on a
+// node (agent/keeper.h); without it ranks are the agents' own children, as
+// in `gangway local`.
 //
 // --tls runs everything as a secured cluster does: certificates from
 // InitCertificates (what `gangway certs init` makes), agents with node
@@ -20,6 +25,7 @@
 #include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -42,11 +48,13 @@ int main(int argc, char** argv) {
   bool tls = false;
   std::string sync = "full";
   std::string state = "/tmp/gangway-e2e-load";
+  std::string keepers;
   app.add_option("--agents", agents_n);
   app.add_option("--jobs", jobs_n);
   app.add_option("--clients", clients);
   app.add_option("--state", state);
   app.add_option("--rate", rate, "paced submissions per second (open loop); 0 = burst");
+  app.add_option("--keepers", keepers, "gangway-agent binary: run ranks under rank keepers");
   app.add_flag("--tls", tls, "TLS, node certificates and a token, as a secured cluster");
   app.add_option("--store-sync", sync, "full (the default, power-loss safe) or normal")
       ->check(CLI::IsMember({"full", "normal"}));
@@ -91,6 +99,7 @@ int main(int argc, char** argv) {
     a.address = "127.0.0.1";
     a.state_dir = absl::StrCat(state, "/agents/", a.name);
     a.inventory = agent::SimulatedInventory(64000, int64_t{64} << 30, 0, "", 0);
+    a.keeper_exe = keepers;
     if (tls) {
       a.tls.ca_file = certs + "/ca.crt";
       a.tls.cert_file = absl::StrCat(certs, "/", a.name, ".crt");
@@ -150,10 +159,12 @@ int main(int argc, char** argv) {
   int64_t first_create = INT64_MAX, last_end = 0;
   int succeeded = 0;
   std::vector<int64_t> start_ms;
+  std::map<std::string, int> unfinished;  // reason -> jobs not Succeeded
   for (const auto& j : all.jobs()) {
     first_create = std::min(first_create, j.create_time_ms());
     last_end = std::max(last_end, j.end_time_ms());
     succeeded += j.state() == v1::JOB_STATE_SUCCEEDED;
+    if (j.state() != v1::JOB_STATE_SUCCEEDED) ++unfinished[j.reason()];
     if (j.ranks_size() > 0 && j.ranks(0).start_time_ms() > 0) {
       start_ms.push_back(j.ranks(0).start_time_ms() - j.create_time_ms());
     }
@@ -165,15 +176,17 @@ int main(int argc, char** argv) {
   };
   const double secs = (last_end - first_create) / 1000.0;
   const double submit_secs = std::chrono::duration<double>(t_submitted - t0).count();
-  std::cout << (tls ? "tls " : "plaintext ") << "store-sync " << sync << " rate "
-            << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents " << agents_n
-            << " clients " << clients << " jobs " << jobs_n << " succeeded " << succeeded
-            << " failed_submits " << failed << "\n"
+  std::cout << (tls ? "tls " : "plaintext ") << (keepers.empty() ? "" : "keepers ") << "store-sync "
+            << sync << " rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents "
+            << agents_n << " clients " << clients << " jobs " << jobs_n << " succeeded "
+            << succeeded << " failed_submits " << failed << "\n"
             << "submit phase " << submit_secs << " s (" << jobs_n / submit_secs << " submits/s)\n"
             << "first submit -> last Succeeded " << secs << " s = " << succeeded / secs
             << " jobs/s\n"
             << "submit -> process start ms: p50 " << pct(0.5) << " p90 " << pct(0.9) << " p99 "
             << pct(0.99) << " max " << (start_ms.empty() ? -1 : start_ms.back()) << "\n";
+  for (const auto& [reason, n] : unfinished)
+    std::cout << "not succeeded: " << n << " x " << reason << "\n";
   agents.clear();
   (*server)->Shutdown();
   return succeeded == jobs_n ? 0 : 1;
