@@ -1,8 +1,12 @@
 // Sweeps on a real coordinator and real agents: a grid through the CLI
 // (submit, watch, get, best), a refused spec, `gangway local` on the Branin
-// example, hyperband's brackets, and a coordinator restart in the middle of
-// a sweep.
+// example, hyperband's brackets, population-based training with a trainer
+// that checkpoints, and a coordinator restart in the middle of a sweep.
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -269,6 +273,75 @@ TEST(SweepsIntegration, HyperbandRunsItsBracketsAndPromotesTheBest) {
   std::sort(rung0.begin(), rung0.end());
   for (int j = 0; j < 3; ++j) EXPECT_EQ(trials[9 + j]->params().at("x"), rung0[j].second) << j;
   EXPECT_EQ(trials[12]->params().at("x"), rung0[0].second);
+}
+
+// Population-based training with a trainer that checkpoints: each trial
+// starts from the state its parent saved in GANGWAY_PARENT_CHECKPOINT_DIR
+// and saves its own in GANGWAY_CHECKPOINT_DIR; the lineage is recorded.
+TEST(SweepsIntegration, PbtTrialsStartFromTheirParentsCheckpoints) {
+  // Ranks run as an unprivileged user: the checkpoint root is world-writable.
+  char root_template[] = "/tmp/gangway-pbt-XXXXXX";
+  ASSERT_NE(mkdtemp(root_template), nullptr);
+  const std::string root = root_template;
+  ASSERT_EQ(chmod(root.c_str(), 0777), 0);
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  const std::string spec = cluster.WriteSpec(
+      "pbt.yaml",
+      "kind: Sweep\n"
+      "name: pbt\n"
+      "objective: {metric: loss, type: minimize, additionalMetrics: [start, w]}\n"
+      "parameters:\n"
+      "  - {name: lr, type: double, min: 0.01, max: 0.9, scale: log}\n"
+      "algorithm: {name: pbt, seed: 4, settings: {checkpointRoot: " +
+          root +
+          ", population: 4}}\n"
+          "parallelTrials: 4\n"
+          "maxTrials: 12\n"
+          "maxFailedTrials: 0\n"
+          "trialTemplate:\n"
+          "  resources: {cpus: 0.1, memory: 64Mi}\n"
+          "  command:\n"
+          "    - sh\n"
+          "    - -c\n"
+          "    - >-\n"
+          "      w=1; p=\"$GANGWAY_PARENT_CHECKPOINT_DIR\";\n"
+          "      if [ -n \"$p\" ]; then w=$(cat \"$p/w\"); fi; echo start=$w;\n"
+          "      w=$(awk -v w=$w -v lr=${trial.lr} 'BEGIN { printf \"%.9g\", w * (1 - lr) }');\n"
+          "      mkdir -p \"$GANGWAY_CHECKPOINT_DIR\" && echo $w > \"$GANGWAY_CHECKPOINT_DIR/w\";\n"
+          "      echo w=$w; echo loss=$w\n");
+  RunResult submit = cluster.Cli({"submit", spec});
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  const std::string id = SubmittedId(submit);
+  ASSERT_FALSE(id.empty()) << submit.out;
+  v1::Sweep sweep;
+  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 60s, &sweep));
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+  ASSERT_EQ(sweep.trials_size(), 12);
+  std::map<int64_t, const v1::Trial*> by_number;
+  for (const v1::Trial& t : sweep.trials()) by_number[t.number()] = &t;
+  int exploited = 0;
+  for (const auto& [n, t] : by_number) {
+    SCOPED_TRACE(absl::StrCat("trial ", n));
+    EXPECT_EQ(t->state(), v1::TRIAL_STATE_SUCCEEDED) << t->reason();
+    EXPECT_EQ(t->checkpoint_dir(), absl::StrCat(root, "/", id, "/", n));
+    if (n <= 4) {
+      EXPECT_EQ(t->parent_trial(), 0);
+      EXPECT_EQ(t->metrics().at("start"), 1);
+      continue;
+    }
+    ASSERT_GT(t->parent_trial(), 0);
+    const v1::Trial* parent = by_number.at(t->parent_trial());
+    // The previous generation, and the state the parent saved.
+    EXPECT_EQ((t->parent_trial() - 1) / 4, (n - 1) / 4 - 1);
+    EXPECT_EQ(t->metrics().at("start"), parent->metrics().at("w"));
+    exploited += (t->parent_trial() - 1) % 4 != (n - 1) % 4;
+  }
+  EXPECT_EQ(exploited, 2);  // one member of four per generation
+  RunResult get = cluster.Cli({"get", id});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_NE(get.out.find("LINEAGE"), std::string::npos) << get.out;
+  std::filesystem::remove_all(root);
 }
 
 // The coordinator goes away while trials run, and those trials finish and
