@@ -200,6 +200,10 @@ class WatchReactor : public grpc::ServerWriteReactor<Msg> {
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
     writing_ = false;
+    // Already finished (a cancel came while this write was in flight): a
+    // second Finish aborts the process in gRPC (callback_common.h
+    // "call_ == nullptr").
+    if (done_writing_) return;
     if (!ok) {
       done_writing_ = true;
       this->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
