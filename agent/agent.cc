@@ -182,7 +182,7 @@ struct Agent::Impl {
           io,
           KeepersOptions{options.keeper_exe,
                          (std::filesystem::path(options.state_dir) / "keepers").string(),
-                         options.environment},
+                         options.environment, options.keeper_launcher},
           [this](const std::string&, pid_t pid, const ExitInfo& info) { OnExit(pid, info); });
       AdoptRanks();
     }
@@ -381,6 +381,12 @@ struct Agent::Impl {
       // The gang's environment, the rank's own on top.
       for (auto& [k, v] : common::LaunchEnvironment(launch, rl)) {
         const bool port_var = k == "MASTER_PORT" || k == "PET_MASTER_PORT";
+        if (k == "GANGWAY_RDZV" && v.empty()) {
+          // A coordinator listening on every address cannot tell which of
+          // them reaches this node; the one this agent reaches it at does.
+          req.env.emplace_back(k, options.coordinator);
+          continue;
+        }
         req.env.emplace_back(k, port_var && launch.master_port() == 0 ? std::to_string(port) : v);
       }
       req.working_dir = launch.working_dir();
@@ -721,8 +727,10 @@ struct Agent::Impl {
         *msg.mutable_register_() = BuildRegister();
         if (!s->Write(msg)) return false;
         stream = s.get();
-        std::lock_guard lock(write_mu);
-        heartbeat_stream = nullptr;  // from the RegisterAck on
+        {
+          std::lock_guard lock(write_mu);
+          heartbeat_stream = nullptr;  // from the RegisterAck on
+        }
         SendWithheldExits();
         return true;
       });

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/keeper.h"
 #include "agent/supervisor.h"
 #include "agent/workload_user.h"
 #include "common/tls.h"
@@ -48,6 +49,9 @@ struct AgentOptions {
   // the lease stops it even when this process is frozen or dead. Empty
   // (`gangway local`, tests): ranks are the agent's children and die with it.
   std::string keeper_exe;
+  // Forks keepers (keeper.h); null: each keeper execs keeper_exe. Not
+  // owned; outlives the Agent.
+  KeeperLauncher* keeper_launcher = nullptr;
 };
 
 // What a bad option would otherwise make every launch or connection fail

@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -289,12 +292,28 @@ class Keeper {
 
 }  // namespace
 
+int64_t ProcessStartTicks(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadWholeFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return -1;
+  const size_t paren = stat->rfind(')');
+  if (paren == std::string::npos) return -1;
+  // After the command name: state is field 3, start time field 22.
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(paren + 2), ' ', absl::SkipEmpty());
+  int64_t ticks = -1;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &ticks)) return -1;
+  return ticks;
+}
+
 int KeeperMain(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: %s keeper RECORD (started by gangway-agent)\n", argv[0]);
     return 2;
   }
-  const std::string record_path = argv[2];
+  return RunKeeper(argv[2]);
+}
+
+int RunKeeper(const std::string& record_path) {
   absl::StatusOr<std::string> bytes = ReadWholeFile(record_path);
   v1::KeeperRecord record;
   if (!bytes.ok() || !record.ParseFromString(*bytes)) {
@@ -302,28 +321,131 @@ int KeeperMain(int argc, char** argv) {
                        " cannot read keeper record ", record_path));
     return 1;
   }
-  // Detach: the agent reaps this first process at once, and the keeper
-  // lives on in its own session, nobody's child but init's (or the
-  // nearest subreaper's).
+  // Detach: the first process exits at once, and the keeper lives on in
+  // its own session, nobody's child but init's (or the nearest
+  // subreaper's).
   const pid_t child = ::fork();
   if (child < 0) {
     Reply(absl::StrCat("err ", static_cast<int>(absl::StatusCode::kInternal),
                        " fork: ", std::strerror(errno)));
     return 1;
   }
-  if (child > 0) ::_exit(0);
+  if (child > 0) return 0;
   ::setsid();
   ::umask(022);
+  ::prctl(PR_SET_NAME, "gangway-keeper", 0, 0, 0);
+  // Whatever its parent ignored (the launcher ignores SIGCHLD to reap
+  // without waiting), the keeper waits for its rank.
+  ::signal(SIGCHLD, SIG_DFL);
+  ::signal(SIGPIPE, SIG_IGN);
   ReplaceEnvironment(record);
+  record.set_keeper_start_ticks(ProcessStartTicks(::getpid()));
   Keeper keeper(record_path, std::move(record));
-  if (!keeper.Launch()) return 1;
+  if (!keeper.Launch()) ::_exit(1);
   DetachStdio();
   keeper.Run();
-  if (!keeper.exit()) return 1;
+  if (!keeper.exit()) ::_exit(1);
   const std::string exit_path = (std::filesystem::path(record_path).parent_path() /
                                  (std::filesystem::path(record_path).stem().string() + ".exit"))
                                     .string();
-  return WriteFileAtomic(exit_path, keeper.exit()->SerializeAsString()).ok() ? 0 : 1;
+  // _exit: a forked keeper must not run the agent's atexit handlers or
+  // static destructors.
+  ::_exit(WriteFileAtomic(exit_path, keeper.exit()->SerializeAsString()).ok() ? 0 : 1);
+}
+
+// ---- KeeperLauncher ----------------------------------------------------------
+
+namespace {
+
+// The launcher's loop: one request per datagram, "PATH" with the reply fd
+// attached; EOF (the agent is gone) ends it.
+[[noreturn]] void LauncherLoop(int sock) {
+  ::signal(SIGCHLD, SIG_IGN);  // its children (keepers' first halves) reap themselves
+  ::prctl(PR_SET_NAME, "gangway-keepers", 0, 0, 0);
+  // The agent dying ends the launcher too, even if the socket stays open
+  // in some forked copy.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  while (true) {
+    char path[4096];
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{path, sizeof(path) - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);
+    path[n] = '\0';
+    int reply_fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&reply_fd, CMSG_DATA(c), sizeof(int));
+      }
+    }
+    if (reply_fd < 0) continue;
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::close(sock);
+      ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+      ::dup2(reply_fd, STDOUT_FILENO);
+      ::close(reply_fd);
+      ::_exit(RunKeeper(path));
+    }
+    ::close(reply_fd);  // on fork failure the agent reads EOF: no keeper
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KeeperLauncher>> KeeperLauncher::Start() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    return absl::InternalError(absl::StrCat("socketpair: ", std::strerror(errno)));
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(err)));
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    LauncherLoop(fds[1]);
+  }
+  ::close(fds[1]);
+  return std::unique_ptr<KeeperLauncher>(new KeeperLauncher(fds[0], pid));
+}
+
+KeeperLauncher::~KeeperLauncher() {
+  ::close(socket_);  // the launcher reads EOF and exits
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+absl::Status KeeperLauncher::Spawn(const std::string& record_path, int reply_fd) {
+  char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{const_cast<char*>(record_path.data()), record_path.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &reply_fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    return absl::UnavailableError(absl::StrCat("keeper launcher: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace gangway::agent

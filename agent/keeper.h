@@ -22,7 +22,10 @@
 // whole record or none.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -55,5 +58,35 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 // The keeper process's main: argv = {program, "keeper", RECORD}. Returns
 // the exit status (0 once the rank's exit is recorded).
 int KeeperMain(int argc, char** argv);
+
+// Runs a keeper for the record in this process (single-threaded): detaches
+// (fork, the caller's copy returns 0 at once), launches the rank, answers
+// on stdout. Returns what the process should exit with.
+int RunKeeper(const std::string& record_path);
+
+// Field 22 of /proc/PID/stat (start time in clock ticks); -1 if unreadable.
+int64_t ProcessStartTicks(pid_t pid);
+
+// A fork server for keepers. Exec'ing the agent's binary for every rank
+// costs ~20 ms (dynamic linking of gRPC and its friends); forking a small
+// single-threaded copy of the agent made before it started any thread
+// costs well under one. Start() must run while the process has one thread.
+// The launcher exits when this object is destroyed or the agent dies.
+class KeeperLauncher {
+ public:
+  static absl::StatusOr<std::unique_ptr<KeeperLauncher>> Start();
+  ~KeeperLauncher();
+  KeeperLauncher(const KeeperLauncher&) = delete;
+  KeeperLauncher& operator=(const KeeperLauncher&) = delete;
+
+  // Asks for a keeper of `record_path` whose stdout is `reply_fd` (the
+  // caller keeps its own copy). Errors: the launcher is gone.
+  absl::Status Spawn(const std::string& record_path, int reply_fd);
+
+ private:
+  explicit KeeperLauncher(int socket, pid_t pid) : socket_(socket), pid_(pid) {}
+  int socket_;
+  pid_t pid_;
+};
 
 }  // namespace gangway::agent

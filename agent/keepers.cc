@@ -39,9 +39,13 @@ std::string RandomId() {
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-// Whether `pid` is the keeper started for `record_path` (and not a process
-// that was given its number later).
-bool IsKeeperOf(pid_t pid, const std::string& record_path) {
+// Whether `pid` is the keeper of `record` (and not a process that was
+// given its number later): same start time; records from before start
+// times were kept are checked by the exec'd keeper's command line.
+bool IsKeeperOf(pid_t pid, const v1::KeeperRecord& record, const std::string& record_path) {
+  if (record.keeper_start_ticks() > 0) {
+    return ProcessStartTicks(pid) == record.keeper_start_ticks();
+  }
   absl::StatusOr<std::string> cmdline = ReadWholeFile(absl::StrCat("/proc/", pid, "/cmdline"));
   if (!cmdline.ok()) return false;
   std::vector<std::string> args = absl::StrSplit(*cmdline, '\0');
@@ -149,32 +153,39 @@ struct Keepers::Impl {
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
       return fail(absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno))));
     }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // Default dispositions and an empty mask: the agent blocks SIGTERM in
-    // every thread, and a keeper must be able to receive it.
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    std::string arg0 = "gangway-keeper", arg1 = "keeper", arg2 = rec_path;
-    char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
-    pid_t first = 0;
-    const int rc = ::posix_spawn(&first, options.exe.c_str(), &actions, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    ::close(pipe_fds[1]);
-    if (rc != 0) {
-      ::close(pipe_fds[0]);
-      return fail(absl::InternalError(
-          absl::StrCat("cannot start keeper ", options.exe, ": ", std::strerror(rc))));
+    pid_t first = 0;  // an exec'd keeper's first half, to reap
+    bool forked = false;
+    if (options.launcher != nullptr) {
+      forked = options.launcher->Spawn(rec_path, pipe_fds[1]).ok();
     }
+    if (!forked) {
+      posix_spawn_file_actions_t actions;
+      posix_spawn_file_actions_init(&actions);
+      posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+      posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+      posix_spawnattr_t attr;
+      posix_spawnattr_init(&attr);
+      // Default dispositions and an empty mask: the agent blocks SIGTERM in
+      // every thread, and a keeper must be able to receive it.
+      sigset_t all, none;
+      sigfillset(&all);
+      sigemptyset(&none);
+      posix_spawnattr_setsigdefault(&attr, &all);
+      posix_spawnattr_setsigmask(&attr, &none);
+      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+      std::string arg0 = "gangway-keeper", arg1 = "keeper", arg2 = rec_path;
+      char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
+      const int rc = ::posix_spawn(&first, options.exe.c_str(), &actions, &attr, argv, environ);
+      posix_spawn_file_actions_destroy(&actions);
+      posix_spawnattr_destroy(&attr);
+      if (rc != 0) {
+        ::close(pipe_fds[0]);
+        ::close(pipe_fds[1]);
+        return fail(absl::InternalError(
+            absl::StrCat("cannot start keeper ", options.exe, ": ", std::strerror(rc))));
+      }
+    }
+    ::close(pipe_fds[1]);
     // The keeper answers once the rank has exec'd (or failed to); EOF
     // comes when the detached keeper closes its stdout.
     std::string reply;
@@ -187,7 +198,7 @@ struct Keepers::Impl {
       if (reply.find('\n') != std::string::npos) break;
     }
     ::close(pipe_fds[0]);
-    while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
+    while (first > 0 && ::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
     }
     reply = std::string(absl::StripTrailingAsciiWhitespace(reply));
     std::vector<std::string> words = absl::StrSplit(reply, absl::MaxSplits(' ', 2));
@@ -245,7 +256,7 @@ struct Keepers::Impl {
       } else if (a.record.boot_id() != boot) {
         a.exit = ExitInfo{255, 0};
         a.note = "the node restarted";
-      } else if ((fd = PidfdOpen(keeper_pid)) >= 0 && IsKeeperOf(keeper_pid, rec_path)) {
+      } else if ((fd = PidfdOpen(keeper_pid)) >= 0 && IsKeeperOf(keeper_pid, a.record, rec_path)) {
         Watch(id, static_cast<pid_t>(a.record.rank_pid()), keeper_pid, fd);
         fd = -1;
       } else if (fs::exists(PathOf(id, ".exit"))) {  // it exited just now

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/keeper.h"
 #include "agent/supervisor.h"
 #include "boost/asio/io_context.hpp"
 #include "gangway/v1/keeper.pb.h"
@@ -28,6 +29,9 @@ struct KeepersOptions {
   // Records, lease and exit files (STATE/keepers); made 0700.
   std::string dir;
   EnvironmentOptions environment;
+  // Forks keepers instead of exec'ing `exe` (much cheaper); null, or gone:
+  // exec. Not owned; outlives the Keepers.
+  KeeperLauncher* launcher = nullptr;
 };
 
 class Keepers {

@@ -85,6 +85,12 @@ int main(int argc, char** argv) {
                "agent cannot stop them when its lease runs out (default: each rank runs under a "
                "small keeper process, survives an agent restart and is re-adopted)");
   CLI11_PARSE(app, argc, argv);
+  // Forked now, while this process has one thread (agent/keeper.h).
+  std::unique_ptr<agent::KeeperLauncher> launcher;
+  if (!no_keepers && !print_inventory) {
+    absl::StatusOr<std::unique_ptr<agent::KeeperLauncher>> started = agent::KeeperLauncher::Start();
+    if (started.ok()) launcher = *std::move(started);
+  }
   common::SetupLogging(log_level);
 
   gpu::InventoryOptions detect;
@@ -144,6 +150,7 @@ int main(int argc, char** argv) {
   if (options.address.empty()) options.address = options.name;
   options.inventory = inv;
   if (!no_keepers) {
+    options.keeper_launcher = launcher.get();
     std::error_code ec;
     options.keeper_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
     if (ec) {

@@ -1,4 +1,5 @@
-// Rank keepers with the real keeper binary (gangway-agent keeper): exits
+// Rank keepers, exec'd from the real binary (gangway-agent keeper) and
+// forked by a KeeperLauncher: exits
 // come back through them, ranks outlive the Keepers object (an agent
 // process) and are adopted by the next one, the lease stops ranks with no
 // agent around, and a killed keeper takes its rank with it.
@@ -46,12 +47,17 @@ bool WaitFor(Cond cond, std::chrono::milliseconds timeout) {
   return true;
 }
 
-class KeepersTest : public ::testing::Test {
+class KeepersTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/gangway-keepers-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    if (GetParam()) {
+      absl::StatusOr<std::unique_ptr<KeeperLauncher>> launcher = KeeperLauncher::Start();
+      ASSERT_TRUE(launcher.ok()) << launcher.status();
+      launcher_ = *std::move(launcher);
+    }
   }
   void TearDown() override {
     keepers_.reset();
@@ -77,7 +83,7 @@ class KeepersTest : public ::testing::Test {
     keepers_.reset();
     exits_.clear();
     keepers_ = std::make_unique<Keepers>(
-        io_, KeepersOptions{KeeperExe(), Dir(), {}},
+        io_, KeepersOptions{KeeperExe(), Dir(), {}, launcher_.get()},
         [this](const std::string& id, pid_t, const ExitInfo& info) { exits_[id] = info; });
     return *keepers_;
   }
@@ -119,11 +125,12 @@ class KeepersTest : public ::testing::Test {
 
   std::string dir_;
   boost::asio::io_context io_;
+  std::unique_ptr<KeeperLauncher> launcher_;  // forked keepers; null: exec'd
   std::unique_ptr<Keepers> keepers_;
   std::map<std::string, ExitInfo> exits_;
 };
 
-TEST_F(KeepersTest, RankExitCodeComesBackThroughItsKeeper) {
+TEST_P(KeepersTest, RankExitCodeComesBackThroughItsKeeper) {
   absl::StatusOr<Keepers::Kept> kept = Start().Launch(Shell("exit 3"), Tag());
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_GT(kept->pid, 0);
@@ -133,7 +140,7 @@ TEST_F(KeepersTest, RankExitCodeComesBackThroughItsKeeper) {
   EXPECT_EQ(keepers_->running(), 0u);
 }
 
-TEST_F(KeepersTest, RankKeepsRunningWithoutAgentAndIsAdoptedWithItsExit) {
+TEST_P(KeepersTest, RankKeepsRunningWithoutAgentAndIsAdoptedWithItsExit) {
   const std::string go = dir_ + "/go";
   absl::StatusOr<Keepers::Kept> kept =
       Start().Launch(Shell("while [ ! -e " + go + " ]; do sleep 0.02; done; exit 4"), Tag(2));
@@ -159,7 +166,7 @@ TEST_F(KeepersTest, RankKeepsRunningWithoutAgentAndIsAdoptedWithItsExit) {
   EXPECT_EQ(exit->exit_code, 4);
 }
 
-TEST_F(KeepersTest, ExitWhileNoAgentRunsIsFoundAtAdoption) {
+TEST_P(KeepersTest, ExitWhileNoAgentRunsIsFoundAtAdoption) {
   const std::string go = dir_ + "/go";
   absl::StatusOr<Keepers::Kept> kept =
       Start().Launch(Shell("while [ ! -e " + go + " ]; do sleep 0.02; done; exit 5"), Tag());
@@ -182,7 +189,7 @@ TEST_F(KeepersTest, ExitWhileNoAgentRunsIsFoundAtAdoption) {
 
 // A frozen or dead agent renews nothing: the keeper stops the rank itself
 // when the lease runs out.
-TEST_F(KeepersTest, LeaseRunningOutStopsTheRankWithNoAgent) {
+TEST_P(KeepersTest, LeaseRunningOutStopsTheRankWithNoAgent) {
   Keepers& keepers = Start();
   ASSERT_TRUE(keepers.RenewLease(/*lease_ms=*/400, /*grace_ms=*/1000).ok());
   absl::StatusOr<Keepers::Kept> kept = keepers.Launch(Shell("exec sleep 30"), Tag());
@@ -201,7 +208,7 @@ TEST_F(KeepersTest, LeaseRunningOutStopsTheRankWithNoAgent) {
   EXPECT_NE(text.find("lease expired"), std::string::npos) << text;
 }
 
-TEST_F(KeepersTest, RenewedLeaseKeepsTheRankRunning) {
+TEST_P(KeepersTest, RenewedLeaseKeepsTheRankRunning) {
   Keepers& keepers = Start();
   ASSERT_TRUE(keepers.RenewLease(300, 1000).ok());
   absl::StatusOr<Keepers::Kept> kept = keepers.Launch(Shell("exec sleep 30"), Tag());
@@ -220,7 +227,7 @@ TEST_F(KeepersTest, RenewedLeaseKeepsTheRankRunning) {
   EXPECT_EQ(exit->signal, SIGTERM);
 }
 
-TEST_F(KeepersTest, StopEscalatesToSigkillAfterTheGrace) {
+TEST_P(KeepersTest, StopEscalatesToSigkillAfterTheGrace) {
   absl::StatusOr<Keepers::Kept> kept =
       Start().Launch(Shell("trap '' TERM; echo ready; while true; do sleep 0.02; done"), Tag());
   ASSERT_TRUE(kept.ok()) << kept.status();
@@ -238,7 +245,7 @@ TEST_F(KeepersTest, StopEscalatesToSigkillAfterTheGrace) {
   EXPECT_EQ(exit->exit_code, 128 + SIGKILL);
 }
 
-TEST_F(KeepersTest, KilledKeeperTakesItsRankWithIt) {
+TEST_P(KeepersTest, KilledKeeperTakesItsRankWithIt) {
   absl::StatusOr<Keepers::Kept> kept = Start().Launch(Shell("exec sleep 30"), Tag());
   ASSERT_TRUE(kept.ok()) << kept.status();
   const pid_t keeper = static_cast<pid_t>(Record(kept->id).keeper_pid());
@@ -250,7 +257,7 @@ TEST_F(KeepersTest, KilledKeeperTakesItsRankWithIt) {
   EXPECT_TRUE(WaitFor([&] { return !Alive(kept->pid); }, 5s)) << "the rank outlived its keeper";
 }
 
-TEST_F(KeepersTest, ProgramThatCannotRunIsRefusedAndLeavesNoRecord) {
+TEST_P(KeepersTest, ProgramThatCannotRunIsRefusedAndLeavesNoRecord) {
   absl::StatusOr<Keepers::Kept> kept = Start().Launch(
       [&] {
         LaunchRequest req = Shell("");
@@ -264,6 +271,9 @@ TEST_F(KeepersTest, ProgramThatCannotRunIsRefusedAndLeavesNoRecord) {
       << kept.status();
   EXPECT_TRUE(Start().Adopt().empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Start, KeepersTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Forked" : "Execd"; });
 
 TEST(LeaseFile, RoundTripsAndAMissingOneIsNoLease) {
   char tmpl[] = "/tmp/gangway-lease-XXXXXX";
