@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
                  "downsampled evenly, keeping its latest, lowest and highest values (default "
                  "10000; 0: every point)");
   app.add_option("--rendezvous-endpoint", options.core.rendezvous_endpoint,
-                 "GANGWAY_RDZV given to ranks (default: the listen address)");
+                 "GANGWAY_RDZV given to ranks (default: the listen address; with a wildcard "
+                 "one such as 0.0.0.0, the address each node's agent reaches the coordinator "
+                 "at)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--tls-cert", options.tls.cert_file,
                  "this coordinator's certificate (PEM; gangway certs init makes one)");

@@ -644,9 +644,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return raw_impl->job_tokens->Mint(job_id, attempt);
   };
   if (core_options.rendezvous_endpoint.empty()) {
-    std::string host = options.listen.substr(0, options.listen.rfind(':'));
-    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
-    core_options.rendezvous_endpoint = absl::StrCat(host, ":", impl->port);
+    // A wildcard address reaches nothing: left empty, each agent gives its
+    // ranks the address it reaches the coordinator at itself.
+    const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+    if (!host.empty() && host != "0.0.0.0" && host != "[::]" && host != "::") {
+      core_options.rendezvous_endpoint = absl::StrCat(host, ":", impl->port);
+    }
   }
   impl->core = std::make_unique<Core>(impl->store.get(), impl.get(), &impl->clock, core_options);
   if (absl::Status s = impl->core->Recover(); !s.ok()) {

@@ -385,6 +385,9 @@ struct ClusterOptions {
   std::string agent_memory = "4Gi";
   int agent_gpus = 0;
   std::vector<std::string> agent_flags;  // appended to every agent's command line
+  // Where agents reach the coordinator: "" is the address it printed; a
+  // host alone keeps its port (127.0.0.2: another loopback address).
+  std::string agent_coordinator_host;
   // A 2 s node timeout: short enough for the fault tests, long enough that
   // a busy 2-core machine running `ctest -j2` does not miss ten heartbeats
   // in a row.
@@ -520,9 +523,13 @@ class Cluster {
   ::testing::AssertionResult StartAgent(int i, const Env& env = {}) {
     if (static_cast<int>(agents_.size()) <= i) agents_.resize(i + 1);
     const std::string name = NodeName(i);
+    std::string coordinator = address_;
+    if (!options_.agent_coordinator_host.empty()) {
+      coordinator = options_.agent_coordinator_host + address_.substr(address_.rfind(':'));
+    }
     std::vector<std::string> argv = {AgentBinary(),
                                      "--coordinator",
-                                     address_,
+                                     coordinator,
                                      "--name",
                                      name,
                                      "--address",
