@@ -6,7 +6,7 @@
 // spawned), all from the coordinator's own timestamps.
 //
 //   e2e_load [--agents 4] [--jobs 2000] [--clients 4] [--rate R] [--state DIR] [--tls]
-//            [--keepers PATH-TO-gangway-agent]
+//            [--keepers PATH-TO-gangway-agent [--exec-keepers]]
 //
 // --keepers runs every rank under a rank keeper, as gangway-agent does on a
 // node (agent/keeper.h); without it ranks are the agents' own children, as
@@ -55,10 +55,23 @@ int main(int argc, char** argv) {
   app.add_option("--state", state);
   app.add_option("--rate", rate, "paced submissions per second (open loop); 0 = burst");
   app.add_option("--keepers", keepers, "gangway-agent binary: run ranks under rank keepers");
+  bool exec_keepers = false;
+  app.add_flag("--exec-keepers", exec_keepers,
+               "with --keepers: exec each keeper instead of forking it from a launcher");
   app.add_flag("--tls", tls, "TLS, node certificates and a token, as a secured cluster");
   app.add_option("--store-sync", sync, "full (the default, power-loss safe) or normal")
       ->check(CLI::IsMember({"full", "normal"}));
   CLI11_PARSE(app, argc, argv);
+  // Forked while this process has one thread, as gangway-agent does.
+  std::unique_ptr<agent::KeeperLauncher> launcher;
+  if (!keepers.empty() && !exec_keepers) {
+    absl::StatusOr<std::unique_ptr<agent::KeeperLauncher>> started = agent::KeeperLauncher::Start();
+    if (!started.ok()) {
+      std::cerr << started.status() << "\n";
+      return 1;
+    }
+    launcher = *std::move(started);
+  }
   common::SetupLogging("warn");
   std::filesystem::remove_all(state);
 
@@ -100,6 +113,7 @@ int main(int argc, char** argv) {
     a.state_dir = absl::StrCat(state, "/agents/", a.name);
     a.inventory = agent::SimulatedInventory(64000, int64_t{64} << 30, 0, "", 0);
     a.keeper_exe = keepers;
+    a.keeper_launcher = launcher.get();
     if (tls) {
       a.tls.ca_file = certs + "/ca.crt";
       a.tls.cert_file = absl::StrCat(certs, "/", a.name, ".crt");
@@ -176,10 +190,13 @@ int main(int argc, char** argv) {
   };
   const double secs = (last_end - first_create) / 1000.0;
   const double submit_secs = std::chrono::duration<double>(t_submitted - t0).count();
-  std::cout << (tls ? "tls " : "plaintext ") << (keepers.empty() ? "" : "keepers ") << "store-sync "
-            << sync << " rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst") << " agents "
-            << agents_n << " clients " << clients << " jobs " << jobs_n << " succeeded "
-            << succeeded << " failed_submits " << failed << "\n"
+  std::cout << (tls ? "tls " : "plaintext ")
+            << (keepers.empty() ? ""
+                : exec_keepers  ? "exec'd-keepers "
+                                : "keepers ")
+            << "store-sync " << sync << " rate " << (rate > 0 ? absl::StrCat(rate, "/s") : "burst")
+            << " agents " << agents_n << " clients " << clients << " jobs " << jobs_n
+            << " succeeded " << succeeded << " failed_submits " << failed << "\n"
             << "submit phase " << submit_secs << " s (" << jobs_n / submit_secs << " submits/s)\n"
             << "first submit -> last Succeeded " << secs << " s = " << succeeded / secs
             << " jobs/s\n"
