@@ -29,7 +29,9 @@ INSTANTIATE_TEST_SUITE_P(Transport, JobsEndToEnd, ::testing::Values(false, true)
                          [](const auto& info) { return info.param ? "Tls" : "Plaintext"; });
 
 TEST_P(JobsEndToEnd, EndToEnd) {
-  Cluster cluster(ClusterOptions{.secure = GetParam()});
+  ClusterOptions options;
+  options.secure = GetParam();
+  Cluster cluster(options);
   ASSERT_TRUE(cluster.Start());
 
   RunResult submit = cluster.Cli({"submit", SourcePath("examples/jobs/hello.yaml")});

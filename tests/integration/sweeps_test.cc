@@ -85,7 +85,9 @@ INSTANTIATE_TEST_SUITE_P(Transport, GridSweep, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Tls" : "Plaintext"; });
 
 TEST_P(GridSweep, ThroughTheCli) {
-  Cluster cluster(ClusterOptions{.secure = GetParam()});
+  ClusterOptions options;
+  options.secure = GetParam();
+  Cluster cluster(options);
   ASSERT_TRUE(cluster.Start());
 
   RunResult submit = cluster.Cli({"submit", SourcePath("examples/sweeps/quadratic-grid.yaml")});

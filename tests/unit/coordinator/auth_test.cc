@@ -108,7 +108,9 @@ TEST(AuthenticatorTest, OpenModeLetsAnyoneUseUserMethodsButRanksNeedJobTokens) {
 }
 
 TEST(AuthenticatorTest, WithTlsAnAgentSessionNeedsANodeCertificate) {
-  auto auth = MakeAuth({.tls = true});
+  AuthOptions options;
+  options.tls = true;
+  auto auth = MakeAuth(options);
   ASSERT_NE(auth, nullptr);
   absl::Status s = auth->Decide("gangway.v1.AgentSession/Session", Principal());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);

@@ -98,7 +98,9 @@ TEST_F(LeaseTest, ASilentNodesRanksAreLostOnlyAfterItsAgentHasStoppedThem) {
   EXPECT_EQ(j.attempt(), 1);
   EXPECT_EQ(j.ranks(0).state(), v1::RANK_STATE_RUNNING);
   for (const v1::Node& n : core_->ListNodes()) {
-    if (n.name() == node) EXPECT_EQ(n.state(), v1::NODE_STATE_NOT_READY);
+    if (n.name() == node) {
+      EXPECT_EQ(n.state(), v1::NODE_STATE_NOT_READY);
+    }
   }
 
   // Past lease 5 s + grace 2 s + a heartbeat 1 s after it was last heard:

@@ -395,8 +395,13 @@ class RendezvousServiceTest : public ::testing::Test {
 
   std::unique_ptr<gpu::RendezvousClient> Client(int rank, int world,
                                                 const std::string& job = "job-1", int attempt = 1) {
-    auto c = gpu::RendezvousClient::Create(
-        {absl::StrCat("127.0.0.1:", port_), job, attempt, rank, world}, channel_);
+    gpu::RendezvousConfig config;
+    config.endpoint = absl::StrCat("127.0.0.1:", port_);
+    config.job_id = job;
+    config.attempt = attempt;
+    config.rank = rank;
+    config.world_size = world;
+    auto c = gpu::RendezvousClient::Create(config, channel_);
     EXPECT_TRUE(c.ok()) << c.status();
     return std::move(*c);
   }
