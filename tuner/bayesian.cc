@@ -85,8 +85,9 @@ class BayesianSampler final : public Sampler {
   BayesianOptions options_;
   uint64_t seed_;
   SobolSequence sobol_;
+  // *fantasy_best: the lowest posterior mean at a pending trial.
   GaussianProcess Model(const SearchSpace& space, const SamplerInput& input, std::mt19937_64& rng,
-                        Eigen::VectorXd* y);
+                        Eigen::VectorXd* y, double* fantasy_best);
 
   // Warm starts, one per output warp tried.
   std::optional<GpHyperparameters> last_fit_[4];
@@ -110,14 +111,17 @@ UnitPoint Snap(const SearchSpace& space, const UnitPoint& u) {
 }
 
 // Kriging believer: each pending trial becomes an observation at the
-// posterior mean.
-void AddPending(const SearchSpace& space, const SamplerInput& input, GaussianProcess& gp) {
+// posterior mean. Returns the lowest such mean (+inf if none).
+double AddPending(const SearchSpace& space, const SamplerInput& input, GaussianProcess& gp) {
+  double lowest = std::numeric_limits<double>::infinity();
   for (const UnitPoint& p : input.pending) {
     const Eigen::VectorXd f = Features(space, p, false);
     Eigen::VectorXd mean;
     gp.Predict(f.transpose(), &mean, nullptr);
     gp.AddObservation(f, mean[0]);
+    lowest = std::min(lowest, mean[0]);
   }
+  return lowest;
 }
 
 bool Taken(const std::vector<UnitPoint>& taken, const UnitPoint& u) {
@@ -132,7 +136,8 @@ bool Taken(const std::vector<UnitPoint>& taken, const UnitPoint& u) {
 // The GP on every completed trial, with the pending trials added as
 // fantasies; *y receives the warped losses of the completed trials.
 GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerInput& input,
-                                       std::mt19937_64& rng, Eigen::VectorXd* y) {
+                                       std::mt19937_64& rng, Eigen::VectorXd* y,
+                                       double* fantasy_best) {
   const int nc = static_cast<int>(input.completed.size());
   Eigen::MatrixXd x(nc, space.FeatureDim());
   Eigen::VectorXd losses(nc);
@@ -159,7 +164,7 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
       cache_->Update(x, *y, true);
     }
     GaussianProcess gp = *cache_;
-    AddPending(space, input, gp);
+    *fantasy_best = AddPending(space, input, gp);
     return gp;
   }
   std::vector<int> subset(nc);
@@ -232,7 +237,7 @@ GaussianProcess BayesianSampler::Model(const SearchSpace& space, const SamplerIn
     chosen = GaussianProcess::Condition(x, *y, chosen->hyperparameters(), true);
   }
   cache_ = *chosen;
-  AddPending(space, input, *chosen);
+  *fantasy_best = AddPending(space, input, *chosen);
   return *std::move(chosen);
 }
 
@@ -275,8 +280,12 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
       continue;
     }
     if (!gp.has_value()) {
-      gp = Model(space, input, rng, &y);
-      best = y.minCoeff();
+      double fantasy_best = 0;
+      gp = Model(space, input, rng, &y, &fantasy_best);
+      // Improvement is measured against the fantasies too: a fantasy below
+      // the best result would otherwise keep its neighbourhood the most
+      // promising, and the next proposal of a batch would land beside it.
+      best = std::min(y.minCoeff(), fantasy_best);
     }
     if (!region.has_value()) region = TrustRegion(space, input, *gp, y, init);
     const UnitPoint u = Maximize(space, *gp, best, input, y, taken, *region, rng);
@@ -286,6 +295,7 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
     Eigen::VectorXd mean;
     gp->Predict(f.transpose(), &mean, nullptr);
     gp->AddObservation(f, mean[0]);
+    best = std::min(best, mean[0]);
     out.push_back(space.Decode(snapped));
   }
   return out;
@@ -332,7 +342,8 @@ std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
     best = std::min(best, loss);
   }
   // Centred on the best result; per parameter proportional to the GP's
-  // lengthscale relative to their geometric mean (volume length^d).
+  // lengthscale relative to their geometric mean (volume length^d), within
+  // trust_region_max_ratio of it.
   Eigen::Index arg = 0;
   y.minCoeff(&arg);
   const UnitPoint& centre = input.completed[arg].u;
@@ -350,7 +361,9 @@ std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
   for (int k = 0; k < p; ++k) {
     if (space.IsCategorical(k)) continue;
     const double half =
-        0.5 * length * std::clamp(std::exp(log_ls[space.FeatureOffset(k)] - mean_log), 0.1, 10.0);
+        0.5 * length *
+        std::clamp(std::exp(log_ls[space.FeatureOffset(k)] - mean_log),
+                   1 / options_.trust_region_max_ratio, options_.trust_region_max_ratio);
     box[k] = {std::max(0.0, centre[k] - half), std::min(1.0, centre[k] + half)};
   }
   return box;

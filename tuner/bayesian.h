@@ -83,6 +83,13 @@ struct BayesianOptions {
   // Initial side of the region in the unit cube; 0: TuRBO's 0.8 below 4
   // parameters, 0.4 from 4 (measured: benchmarks/tuner/README.md).
   double trust_region_length = 0;
+  // Per parameter the region's side is the base side times the GP's
+  // lengthscale over their geometric mean, clamped to [1/r, r]. 1 (a cube):
+  // with few results the lengthscales are mostly prior, and a region
+  // stretched by them reaches the bounds of the box, where the
+  // acquisition's variance term then puts the proposals (measured:
+  // benchmarks/tuner/README.md; 10 was the default before).
+  double trust_region_max_ratio = 1;
   // Every k-th model-based ask searches the whole box (0: never).
   int trust_region_global_every = 0;
   // L-BFGS iterations of a scheduled refit beyond `refit_every_below`: it

@@ -54,6 +54,7 @@ struct Args {
   int trust_region = -1;
   double trust_region_length = 0;
   int global_every = -1;
+  double tr_max_ratio = 0;
   bool quiet = false;
 };
 
@@ -192,6 +193,7 @@ int Main(const Args& args) {
           if (args.trust_region > 0) opts.bayesian.trust_region_min_dims = args.trust_region;
         }
         if (args.global_every >= 0) opts.bayesian.trust_region_global_every = args.global_every;
+        if (args.tr_max_ratio > 0) opts.bayesian.trust_region_max_ratio = args.tr_max_ratio;
         if (args.trust_region_length > 0) {
           opts.bayesian.trust_region_length = args.trust_region_length;
         }
@@ -324,6 +326,8 @@ int main(int argc, char** argv) {
       args.reflect_local = std::stoi(next());
     } else if (a == "--global-every") {
       args.global_every = std::stoi(next());
+    } else if (a == "--tr-max-ratio") {
+      args.tr_max_ratio = std::stod(next());
     } else if (a == "--trust-region-length") {
       args.trust_region_length = std::stod(next());
     } else if (a == "--trust-region") {
@@ -336,7 +340,8 @@ int main(int argc, char** argv) {
                    "--digits-script --diabetes-script --label --initial-points --transform "
                    "--ls-prior-mean "
                    "--restarts --full-fit-every --centre-first 0|1 --reflect-local 0|1 "
-                   "--trust-region MIN_DIMS|0 --trust-region-length L --global-every K --quiet\n";
+                   "--trust-region MIN_DIMS|0 --trust-region-length L --tr-max-ratio R "
+                   "--global-every K --quiet\n";
       return 2;
     }
   }

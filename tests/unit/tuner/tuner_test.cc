@@ -206,7 +206,10 @@ INSTANTIATE_TEST_SUITE_P(All, SamplerTest,
                          });
 
 TEST(BayesianTest, PendingTrialsKeepABatchSpread) {
-  Tuner t = Make(UnitBox(3), Algorithm::kBayesian, 3);
+  // In the whole box: a trust region would bound the spread by its side.
+  TunerOptions o;
+  o.bayesian.trust_region = false;
+  Tuner t = Make(UnitBox(3), Algorithm::kBayesian, 3, o);
   for (int i = 0; i < 12; ++i) {
     auto p = t.Ask(1);
     ASSERT_TRUE(t.Tell((*p)[0].trial_id, Quadratic(Doubles((*p)[0].assignment))).ok());
@@ -215,7 +218,9 @@ TEST(BayesianTest, PendingTrialsKeepABatchSpread) {
   ASSERT_TRUE(batch.ok());
   ASSERT_EQ(batch->size(), 4u);
   EXPECT_EQ(t.pending_count(), 4);
-  // Without fantasies all four would sit on the model's optimum.
+  // Without fantasies all four would sit on the model's optimum; with
+  // fantasies but improvement still measured against the best result alone,
+  // the last two sat 0.002 apart, beside a fantasy below that result.
   EXPECT_GT(MinPairwiseDistance(*batch), 0.02);
 }
 
@@ -327,6 +332,48 @@ TEST(BayesianTest, TrustRegionKeepsProposalsNearTheBest) {
   EXPECT_GT(without, 2 * with);
   // Every other ask searching the whole box moves further on average.
   EXPECT_GT(MeanStepFromBest(true, 2), 2 * with);
+}
+
+// On a function of x0 alone in 4 parameters: the mean L-infinity step of
+// the model's proposals from the best result in the other three, and the
+// share of their coordinates on a bound of the box.
+std::pair<double, double> IrrelevantStepAndEdgeShare(double max_ratio) {
+  TunerOptions o;
+  o.bayesian.trust_region_max_ratio = max_ratio;
+  Tuner t = Make(UnitBox(4), Algorithm::kBayesian, 3, o);
+  double step = 0;
+  int count = 0, on_bound = 0;
+  for (int i = 0; i < 25; ++i) {
+    const std::optional<BestTrial> best = t.best();
+    auto p = t.Ask(1);
+    const auto x = Doubles((*p)[0].assignment);
+    if (i >= DefaultInitialPoints(4)) {
+      const auto b = Doubles(best->assignment);
+      double d = 0;
+      for (int k = 1; k < 4; ++k) {
+        d = std::max(d, std::abs(x[k] - b[k]));
+        on_bound += x[k] <= 1e-9 || x[k] >= 1 - 1e-9;
+      }
+      step += d;
+      ++count;
+    }
+    EXPECT_TRUE(t.Tell((*p)[0].trial_id, (x[0] - 0.3) * (x[0] - 0.3)).ok());
+  }
+  return {step / count, static_cast<double>(on_bound) / (3 * count)};
+}
+
+TEST(BayesianTest, TrustRegionDoesNotStretchAlongLongLengthscales) {
+  // Early lengthscale estimates are mostly prior: a region stretched by
+  // them (the old default, up to 10x the side) spans the whole box in the
+  // parameters that look irrelevant, and the acquisition, whose variance
+  // grows with distance from the data, sends proposals to the bounds there.
+  const auto [step, edge] = IrrelevantStepAndEdgeShare(1);
+  const auto [stretched_step, stretched_edge] = IrrelevantStepAndEdgeShare(10);
+  // Measured: 0.23 and 25% (the best point sits near a bound in some of
+  // the flat parameters), stretched 0.70 and 83%.
+  EXPECT_LT(step, 0.3);
+  EXPECT_GT(stretched_step, 2 * step);
+  EXPECT_GT(stretched_edge, 2 * edge);
 }
 
 TEST(BayesianTest, RestartsOnlyEveryKthFitStillConverges) {
