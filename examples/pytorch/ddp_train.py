@@ -4,8 +4,8 @@
 A plain torch.distributed script: it reads only the standard environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) through
 init_process_group's env:// method, as torchrun and gangway both set it.
-Gloo on CPU, NCCL when CUDA is available (one GPU per rank, picked by
-LOCAL_RANK).
+Gloo on CPU, NCCL when CUDA is available (one GPU per rank: the one it
+sees, or the LOCAL_RANK-th when it sees all of the node's).
 
 Each rank trains on its own shard of synthetic data (seeded by the rank), so
 the ranks' parameters agree at the end only if DDP really averaged their
@@ -82,9 +82,18 @@ def main():
     backend = args.backend
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        emit("ddp_train.py: --backend nccl needs CUDA, and this torch sees no GPU "
+             f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES="
+             f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')!r})", sys.stderr)
+        return 2
     if backend == "nccl":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
+        # gangway narrows CUDA_VISIBLE_DEVICES to each rank's own GPU (so
+        # it sees one, index 0); torchrun leaves a node's GPUs visible to
+        # every worker, which picks its own by LOCAL_RANK. This covers both.
+        gpu = local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(gpu)
+        device = torch.device("cuda", gpu)
     else:
         device = torch.device("cpu")
     dist.init_process_group(backend, init_method="env://")
@@ -92,7 +101,7 @@ def main():
     torch.manual_seed(args.seed)  # DDP broadcasts rank 0's model; same seed anyway
     model = nn.Sequential(nn.Linear(args.dim, args.hidden), nn.Tanh(),
                           nn.Linear(args.hidden, 1)).to(device)
-    ddp = DDP(model, device_ids=[local_rank] if backend == "nccl" else None)
+    ddp = DDP(model, device_ids=[device.index] if backend == "nccl" else None)
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
     x, y = shard(args, rank, device)
 
