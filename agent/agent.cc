@@ -253,6 +253,9 @@ struct Agent::Impl {
         by_pid[static_cast<pid_t>(rec.pid)] = key;
         ++running;
       }
+      if (options.rank_events) {
+        options.rank_events->RankAdopted(r.job_id(), r.attempt(), r.rank(), !a.exit);
+      }
       if (!r.metrics().kind().empty() && r.metrics().kind() != "push") {
         absl::StatusOr<MetricsTail> tail =
             MetricsTail::Create(r.metrics_path(), r.metrics(), r.metrics_json());
@@ -297,6 +300,10 @@ struct Agent::Impl {
     Record& rec = records[key];
     rec.exited = true;
     rec.exit_code = info.exit_code;
+    if (options.rank_events) {
+      options.rank_events->RankExited(std::get<0>(key), std::get<1>(key), std::get<2>(key),
+                                      info.exit_code);
+    }
     GW_LOG_INFO("node={} job={} attempt={} rank={} exited code={}", options.name, std::get<0>(key),
                 std::get<1>(key), std::get<2>(key), info.exit_code);
     // Its last lines count: they reach the coordinator before the exit,
@@ -442,6 +449,7 @@ struct Agent::Impl {
       r->set_job_id(launch.job_id());
       r->set_attempt(launch.attempt());
       r->set_rank(rl.rank());
+      if (options.rank_events) options.rank_events->RankLaunched(launch, rl, pid.ok());
       if (pid.ok()) {
         rec.pid = *pid;
         by_pid[*pid] = key;
@@ -561,6 +569,10 @@ struct Agent::Impl {
         continue;
       }
       if (keepers && !it->second.keeper_id.empty()) keepers->Forget(it->second.keeper_id);
+      if (options.rank_events) {
+        options.rank_events->RankForgotten(forget.job_id(), forget.attempt(),
+                                           std::get<2>(it->first));
+      }
       it = records.erase(it);
     }
   }

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/keeper.h"
+#include "agent/rank_events.h"
 #include "agent/supervisor.h"
 #include "agent/workload_user.h"
 #include "common/tls.h"
@@ -52,6 +53,9 @@ struct AgentOptions {
   // Forks keepers (keeper.h); null: each keeper execs keeper_exe. Not
   // owned; outlives the Agent.
   KeeperLauncher* keeper_launcher = nullptr;
+  // Told of every rank's launch, exit and removal (telemetry.h); null:
+  // nobody. Not owned; outlives the Agent.
+  RankEvents* rank_events = nullptr;
 };
 
 // What a bad option would otherwise make every launch or connection fail

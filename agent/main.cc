@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "agent/keeper.h"
+#include "agent/telemetry.h"
 #include "common/log.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
                "run ranks as the agent's own children: they die with the agent, and a frozen "
                "agent cannot stop them when its lease runs out (default: each rank runs under a "
                "small keeper process, survives an agent restart and is re-adopted)");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
+                 "off). Unauthenticated: bind it where only Prometheus reaches");
   CLI11_PARSE(app, argc, argv);
   // Forked now, while this process has one thread (agent/keeper.h).
   std::unique_ptr<agent::KeeperLauncher> launcher;
@@ -165,6 +170,19 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started below inherit the mask
+  // After the keeper launcher forked: the HTTP server starts threads.
+  std::unique_ptr<agent::AgentTelemetry> telemetry;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<agent::AgentTelemetry>> started =
+        agent::StartTelemetry(metrics_listen, options.state_dir);
+    if (!started.ok()) {
+      std::cerr << "gangway-agent: " << started.status().message() << "\n";
+      return 2;
+    }
+    telemetry = *std::move(started);
+    options.rank_events = telemetry.get();
+    std::cout << "metrics " << telemetry->port() << std::endl;  // tests read the port
+  }
   agent::Agent a(options);
   a.Start();
   int sig = 0;

@@ -100,6 +100,7 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
   }
   GW_LOG_INFO("job={} state {} -> {} {}", job.id(), StateName(job.state()), StateName(to), reason);
   if (job.state() == v1::JOB_STATE_PENDING) pending_.erase(job.id());
+  const v1::JobState from = job.state();
   job.set_state(to);
   job.set_reason(std::move(reason));
   if (to == v1::JOB_STATE_PENDING) {
@@ -111,6 +112,7 @@ void Core::SetState(v1::Job& job, v1::JobState to, std::string reason) {
     retention_.Forget(job.id());  // loaded again should a late point come
   }
   MarkChanged(job);
+  if (options_.on_job_state) options_.on_job_state(job, from);
   if (!job.sweep().empty()) sweeps_.OnTrialJobEnded(job);
   if (IsTerminal(to) && options_.on_job_ended) options_.on_job_ended(job.id());
 }

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "coordinator/core_gauges.h"
 #include "coordinator/metric_retention.h"
 #include "coordinator/principal.h"
 #include "coordinator/scheduler.h"
@@ -89,6 +90,9 @@ struct CoreOptions {
   std::function<void(const std::string& job_id)> on_job_ended;
   // Called (on the loop) when a gang is launched as `attempt`.
   std::function<void(const std::string& job_id, int32_t attempt)> on_attempt_started;
+  // Called (on the loop) after every job state change, `from` the state it
+  // left (UNSPECIFIED for a new job): what /metrics counts (telemetry.h).
+  std::function<void(const v1::Job& job, v1::JobState from)> on_job_state;
   // Mints the rank's GANGWAY_JOB_TOKEN for an attempt (coordinator/job_tokens.h);
   // unset: ranks get none.
   std::function<std::string(const std::string& job_id, int32_t attempt)> job_token;
@@ -169,6 +173,8 @@ class Core final : private TrialHost {
 
   const CoreOptions& options() const { return options_; }
 
+  // Counts for /metrics (core_gauges.cc); O(jobs + trials + nodes).
+  CoreGauges Gauges() const;
  private:
   struct NodeRec {
     v1::Node node;

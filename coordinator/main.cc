@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
                  "GANGWAY_RDZV given to ranks (default: the listen address; with a wildcard "
                  "one such as 0.0.0.0, the address each node's agent reaches the coordinator "
                  "at)");
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
+                 "off). Unauthenticated: bind it where only Prometheus reaches");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--tls-cert", options.tls.cert_file,
                  "this coordinator's certificate (PEM; gangway certs init makes one)");
@@ -96,6 +99,9 @@ int main(int argc, char** argv) {
   }
   // Scripts and tests that pass port 0 read the port from this line.
   std::cout << "listening " << (*server)->address() << std::endl;
+  if (const int port = (*server)->metrics_port(); port != 0) {
+    std::cout << "metrics " << port << std::endl;
+  }
   int sig = 0;
   sigwait(&set, &sig);
   GW_LOG_INFO("stopping on signal {}", sig);

@@ -29,6 +29,7 @@
 #include "coordinator/sqlite_store.h"
 #include "coordinator/studies.h"
 #include "gangway/v1/gangway.grpc.pb.h"
+#include "coordinator/telemetry.h"
 
 namespace gangway::coordinator {
 namespace asio = boost::asio;
@@ -59,6 +60,8 @@ struct CoordinatorServer::Impl final : public AgentSink,
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<Core> core;
+  std::unique_ptr<CoordinatorTelemetry> telemetry;  // with metrics_listen
+  std::unique_ptr<TimedStore> timed_store;          // the store, timed into telemetry
   asio::io_context io;
   Rendezvous rendezvous;  // loop thread
   std::unique_ptr<RendezvousService> rendezvous_service;
@@ -527,6 +530,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
         // Streams must end for Shutdown to return: close the sessions first.
         asio::post(io, [this] {
           for (auto& [id, s] : sessions) s->Close(absl::UnavailableError("coordinator stopping"));
+      if (telemetry) telemetry->StopServing();  // a scrape reads through the loop
         });
         // Calls still open at the deadline are cancelled; an idle client
         // connection would otherwise hold the whole deadline.
@@ -602,6 +606,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
+  if (!options.metrics_listen.empty()) {
+    Impl* raw = impl.get();
+    impl->telemetry = std::make_unique<CoordinatorTelemetry>(
+        ReadOnLoop(impl->io, [raw] { return raw->core->Gauges(); }), &impl->clock);
+    impl->timed_store = std::make_unique<TimedStore>(impl->store.get(), impl->telemetry.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+    icpt.push_back(impl->telemetry->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(icpt));
+  }
   builder.RegisterService(static_cast<v1::Sweeps::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Metrics::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Studies::CallbackService*>(impl.get()));
@@ -651,7 +664,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       core_options.rendezvous_endpoint = absl::StrCat(host, ":", impl->port);
     }
   }
-  impl->core = std::make_unique<Core>(impl->store.get(), impl.get(), &impl->clock, core_options);
+  Store* core_store = impl->store.get();
+  if (impl->telemetry) {
+    CoordinatorTelemetry* t = impl->telemetry.get();
+    core_options.on_job_state = [t](const v1::Job& job, v1::JobState from) {
+      t->OnJobState(job, from);
+    };
+    core_store = impl->timed_store.get();
+  }
+  impl->core = std::make_unique<Core>(core_store, impl.get(), &impl->clock, core_options);
   if (absl::Status s = impl->core->Recover(); !s.ok()) {
     impl->server->Shutdown();
     return s;
@@ -660,6 +681,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   Impl* raw = impl.get();
   impl->loop = std::thread([raw] { raw->io.run(); });
   GW_LOG_INFO("coordinator listening on port {} state={}", impl->port, options.state_dir);
+  if (impl->telemetry) {
+    if (absl::Status s = impl->telemetry->Serve(options.metrics_listen); !s.ok()) {
+      impl->server->Shutdown();
+      return s;
+    }
+    GW_LOG_INFO("metrics on port {} (/metrics)", impl->telemetry->port());
+  }
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
@@ -668,3 +696,6 @@ int CoordinatorServer::port() const { return impl_->port; }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace gangway::coordinator
+int CoordinatorServer::metrics_port() const {
+  return impl_->telemetry ? impl_->telemetry->port() : 0;
+}

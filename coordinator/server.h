@@ -34,6 +34,8 @@ struct ServerOptions {
   // JSON lines of mutating and refused calls; default STATE/audit.log.
   std::string audit_log;
   // SqliteStore::Open's full_sync: false only to measure what it costs.
+  // Serve Prometheus' /metrics on this host:port (telemetry.h); empty: no.
+  std::string metrics_listen;
   bool store_full_sync = true;
 };
 
@@ -47,6 +49,8 @@ class CoordinatorServer {
   std::string address() const;
   int port() const;
   // Stops accepting, ends every stream and the loop. Idempotent.
+  // The /metrics port (ServerOptions::metrics_listen), 0 without.
+  int metrics_port() const;
   void Shutdown();
 
  private:

@@ -268,6 +268,10 @@ std::vector<v1::Sweep> SweepController::List(bool all) const {
   return out;
 }
 
+void SweepController::ForEachSweep(const std::function<void(const v1::Sweep&)>& fn) const {
+  for (const auto& [id, rec] : sweeps_) fn(rec->sweep);
+}
+
 absl::StatusOr<v1::Sweep> SweepController::Cancel(const std::string& id) {
   Rec* rec = Find(id);
   if (!rec) return absl::NotFoundError(absl::StrCat("no sweep named '", id, "'"));

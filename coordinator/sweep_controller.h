@@ -70,6 +70,8 @@ class SweepController {
   std::string Owner(const std::string& id) const;
   absl::StatusOr<v1::Sweep> Get(const std::string& id) const;
   std::vector<v1::Sweep> List(bool all) const;
+  // Every sweep, finished ones too, without copying (for /metrics).
+  void ForEachSweep(const std::function<void(const v1::Sweep&)>& fn) const;
   absl::StatusOr<v1::Sweep> Cancel(const std::string& id);
   absl::StatusOr<v1::Sweep> Update(const v1::UpdateSweepRequest& request);
   bool Has(const std::string& id) const { return sweeps_.count(id) > 0; }

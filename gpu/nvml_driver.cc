@@ -105,6 +105,7 @@ absl::StatusOr<NvmlLibrary> NvmlLibrary::Load(const std::string& library) {
   (void)lib->Bind("nvmlDeviceGetNvLinkState", api.device_get_nvlink_state);
   (void)lib->Bind("nvmlDeviceGetNvLinkRemotePciInfo_v2", api.device_get_nvlink_remote_pci_info);
   (void)lib->Bind("nvmlDeviceGetNvLinkRemoteDeviceType", api.device_get_nvlink_remote_device_type);
+  (void)lib->Bind("nvmlDeviceGetUtilizationRates", api.device_get_utilization_rates);
   (void)lib->Bind("nvmlErrorString", api.error_string);
   return NvmlLibrary(*std::move(lib), api);
 }

@@ -33,6 +33,10 @@ struct NvmlApi {
     unsigned int pci_subsystem_id;
     char bus_id[32];
   };
+  struct Utilization {  // nvmlUtilization_t: percent of the last sample period
+    unsigned int gpu;
+    unsigned int memory;
+  };
   static constexpr unsigned int kMaxLinks = 18;  // NVML_NVLINK_MAX_LINKS
   // nvmlIntNvLinkDeviceType_t values.
   static constexpr int kRemoteGpu = 0;
@@ -54,6 +58,7 @@ struct NvmlApi {
                                               PciInfo* pci) = nullptr;
   Return (*device_get_nvlink_remote_device_type)(Device device, unsigned int link,
                                                  int* type) = nullptr;
+  Return (*device_get_utilization_rates)(Device device, Utilization* utilization) = nullptr;
   const char* (*error_string)(Return result) = nullptr;
 };
 
