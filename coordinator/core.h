@@ -172,9 +172,9 @@ class Core final : private TrialHost {
   }
 
   const CoreOptions& options() const { return options_; }
-
   // Counts for /metrics (core_gauges.cc); O(jobs + trials + nodes).
   CoreGauges Gauges() const;
+
  private:
   struct NodeRec {
     v1::Node node;

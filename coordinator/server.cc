@@ -28,8 +28,8 @@
 #include "coordinator/server_reactors.h"
 #include "coordinator/sqlite_store.h"
 #include "coordinator/studies.h"
-#include "gangway/v1/gangway.grpc.pb.h"
 #include "coordinator/telemetry.h"
+#include "gangway/v1/gangway.grpc.pb.h"
 
 namespace gangway::coordinator {
 namespace asio = boost::asio;
@@ -59,9 +59,9 @@ struct CoordinatorServer::Impl final : public AgentSink,
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<SqliteStore> store;
-  std::unique_ptr<Core> core;
   std::unique_ptr<CoordinatorTelemetry> telemetry;  // with metrics_listen
   std::unique_ptr<TimedStore> timed_store;          // the store, timed into telemetry
+  std::unique_ptr<Core> core;
   asio::io_context io;
   Rendezvous rendezvous;  // loop thread
   std::unique_ptr<RendezvousService> rendezvous_service;
@@ -526,11 +526,11 @@ struct CoordinatorServer::Impl final : public AgentSink,
 
   void Shutdown() {
     std::call_once(shutdown_once, [this] {
+      if (telemetry) telemetry->StopServing();  // a scrape reads through the loop
       if (server) {
         // Streams must end for Shutdown to return: close the sessions first.
         asio::post(io, [this] {
           for (auto& [id, s] : sessions) s->Close(absl::UnavailableError("coordinator stopping"));
-      if (telemetry) telemetry->StopServing();  // a scrape reads through the loop
         });
         // Calls still open at the deadline are cancelled; an idle client
         // connection would otherwise hold the whole deadline.
@@ -602,10 +602,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, *creds, &impl->port);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
-  builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
   if (!options.metrics_listen.empty()) {
     Impl* raw = impl.get();
     impl->telemetry = std::make_unique<CoordinatorTelemetry>(
@@ -615,6 +611,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     icpt.push_back(impl->telemetry->InterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(icpt));
   }
+  builder.AddListeningPort(options.listen, *creds, &impl->port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.RegisterService(static_cast<v1::Control::CallbackService*>(impl.get()));
+  builder.RegisterService(static_cast<v1::AgentSession::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Sweeps::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Metrics::CallbackService*>(impl.get()));
   builder.RegisterService(static_cast<v1::Studies::CallbackService*>(impl.get()));
@@ -677,10 +677,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     impl->server->Shutdown();
     return s;
   }
-  impl->ScheduleTick();
-  Impl* raw = impl.get();
-  impl->loop = std::thread([raw] { raw->io.run(); });
-  GW_LOG_INFO("coordinator listening on port {} state={}", impl->port, options.state_dir);
   if (impl->telemetry) {
     if (absl::Status s = impl->telemetry->Serve(options.metrics_listen); !s.ok()) {
       impl->server->Shutdown();
@@ -688,14 +684,18 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     }
     GW_LOG_INFO("metrics on port {} (/metrics)", impl->telemetry->port());
   }
+  impl->ScheduleTick();
+  Impl* raw = impl.get();
+  impl->loop = std::thread([raw] { raw->io.run(); });
+  GW_LOG_INFO("coordinator listening on port {} state={}", impl->port, options.state_dir);
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
 std::string CoordinatorServer::address() const { return absl::StrCat("127.0.0.1:", impl_->port); }
 int CoordinatorServer::port() const { return impl_->port; }
-void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
-
-}  // namespace gangway::coordinator
 int CoordinatorServer::metrics_port() const {
   return impl_->telemetry ? impl_->telemetry->port() : 0;
 }
+void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace gangway::coordinator

@@ -33,9 +33,9 @@ struct ServerOptions {
   bool insecure = false;
   // JSON lines of mutating and refused calls; default STATE/audit.log.
   std::string audit_log;
-  // SqliteStore::Open's full_sync: false only to measure what it costs.
   // Serve Prometheus' /metrics on this host:port (telemetry.h); empty: no.
   std::string metrics_listen;
+  // SqliteStore::Open's full_sync: false only to measure what it costs.
   bool store_full_sync = true;
 };
 
@@ -48,9 +48,9 @@ class CoordinatorServer {
   // "127.0.0.1:PORT" with the port actually bound.
   std::string address() const;
   int port() const;
-  // Stops accepting, ends every stream and the loop. Idempotent.
   // The /metrics port (ServerOptions::metrics_listen), 0 without.
   int metrics_port() const;
+  // Stops accepting, ends every stream and the loop. Idempotent.
   void Shutdown();
 
  private:
