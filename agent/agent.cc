@@ -150,6 +150,7 @@ struct Agent::Impl {
   // Heartbeats come from their own thread, so a loop busy with a burst of
   // launches still sends them (and so still gets the acks that renew the
   // lease). Every write to the stream holds write_mu: gRPC allows one
+  bool draining = false;  // loop thread: Drain() was called
   // Write at a time.
   std::mutex write_mu;
   Stream* heartbeat_stream = nullptr;  // guarded by write_mu
@@ -220,6 +221,8 @@ struct Agent::Impl {
     for (const auto& [key, rec] : records) {
       v1::RankRecord* r = reg.add_ranks();
       r->set_job_id(std::get<0>(key));
+    reg.set_agent_version(options.version);
+    reg.set_draining(draining);
       r->set_attempt(std::get<1>(key));
       r->set_rank(std::get<2>(key));
       r->set_pid(rec.pid);
@@ -793,6 +796,38 @@ struct Agent::Impl {
       OnLoop([&] {
         stream = nullptr;
         return 0;
+void Agent::Drain() {
+  Impl* impl = impl_.get();
+  asio::post(impl->io, [impl] {
+    if (impl->draining) return;
+    impl->draining = true;
+    GW_LOG_INFO("node={} draining: waiting for its ranks to end", impl->options.name);
+    // Without a session now, the next Register carries it.
+    v1::AgentMessage msg;
+    msg.mutable_draining();
+    impl->Write(msg);
+  });
+}
+
+bool Agent::Drained() {
+  Impl* impl = impl_.get();
+  return impl->OnLoop([impl] {
+    if (!impl->draining || impl->stream == nullptr || !impl->tails.empty()) return false;
+    for (const auto& [key, rec] : impl->records) {
+      if (!rec.exited) return false;
+    }
+    return true;
+  });
+}
+
+bool Agent::LoopAnswers(std::chrono::milliseconds timeout) {
+  // Shared: a loop that answers late (or never) still holds the promise.
+  auto answered = std::make_shared<std::promise<void>>();
+  std::future<void> done = answered->get_future();
+  asio::post(impl_->io, [answered] { answered->set_value(); });
+  return done.wait_for(timeout) == std::future_status::ready;
+}
+
       });
       grpc::Status status = s->Finish();
       if (!backoff_wait(status.error_message())) return;

@@ -12,6 +12,7 @@
 // clean environment (workload_user.h, supervisor.h, docs/workloads.md).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,9 @@ struct AgentOptions {
   // Forks keepers (keeper.h); null: each keeper execs keeper_exe. Not
   // owned; outlives the Agent.
   KeeperLauncher* keeper_launcher = nullptr;
+  // Reported at registration (common::VersionText), shown by
+  // `gangway nodes -o wide`.
+  std::string version;
   // Told of every rank's launch, exit and removal (telemetry.h); null:
   // nobody. Not owned; outlives the Agent.
   RankEvents* rank_events = nullptr;
@@ -81,6 +85,15 @@ class Agent {
 
  private:
   struct Impl;
+  // Stopping with --on-stop=drain: asks the coordinator to place nothing
+  // more here. Ranks keep running; a gang already on its way is launched.
+  void Drain();
+  // Whether, since Drain, every rank has ended and its exit (with its last
+  // metrics) has reached the coordinator. Any thread.
+  bool Drained();
+  // Whether the loop ran a task posted now within `timeout` (the systemd
+  // watchdog's probe). Any thread.
+  bool LoopAnswers(std::chrono::milliseconds timeout);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string_view>
 
 #include "CLI/CLI.hpp"
@@ -13,6 +14,8 @@
 #include "agent/telemetry.h"
 #include "common/log.h"
 #include "common/spec.h"
+#include "common/version.h"
+#include "daemon/systemd_notify.h"
 #include "google/protobuf/util/json_util.h"
 #include "gpu/inventory.h"
 
@@ -21,6 +24,17 @@ namespace {
 std::string EnvOr(const char* name, std::string fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : std::move(fallback);
+}
+
+// --on-stop=drain: true once every rank has ended and been reported; false
+// on a second SIGTERM or SIGINT, which stops the wait.
+bool DrainUntilDone(gangway::agent::Agent& a, const sigset_t& signals) {
+  a.Drain();
+  const timespec poll{0, 200'000'000};
+  while (!a.Drained()) {
+    if (sigtimedwait(&signals, nullptr, &poll) > 0) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -89,6 +103,13 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
                  "off). Unauthenticated: bind it where only Prometheus reaches");
+  std::string on_stop = "leave";
+  app.add_option("--on-stop", on_stop,
+                 "what SIGTERM does: leave (default) stops the agent alone, its ranks run on "
+                 "under their keepers and the next agent adopts them; drain places nothing more "
+                 "here and waits for every rank to end first (a second SIGTERM stops at once)")
+      ->check(CLI::IsMember({"leave", "drain"}));
+  app.set_version_flag("--version", common::VersionText("gangway-agent"));
   CLI11_PARSE(app, argc, argv);
   // Forked now, while this process has one thread (agent/keeper.h).
   std::unique_ptr<agent::KeeperLauncher> launcher;
@@ -182,12 +203,32 @@ int main(int argc, char** argv) {
     telemetry = *std::move(started);
     options.rank_events = telemetry.get();
     std::cout << "metrics " << telemetry->port() << std::endl;  // tests read the port
+  options.version = common::VersionText("gangway-agent");
+  absl::StatusOr<std::chrono::microseconds> watchdog_interval = daemon::WatchdogInterval();
+  if (!watchdog_interval.ok()) {
+    std::cerr << "gangway-agent: " << watchdog_interval.status().message() << "\n";
+    return 2;
+  }
+
   }
   agent::Agent a(options);
   a.Start();
   int sig = 0;
   sigwait(&set, &sig);
-  GW_LOG_INFO("node={} stopping on signal {}", options.name, sig);
+  GW_LOG_INFO("node={} stopping on signal {} (--on-stop={})", options.name, sig, on_stop);
+  (void)daemon::Notify("STOPPING=1");
+  if (on_stop == "drain" && !DrainUntilDone(a, set)) {
+    GW_LOG_WARN("node={} second signal: stopping before its ranks ended", options.name);
+  }
+  watchdog.reset();
   a.Stop();
   return 0;
 }
+  // Ready without waiting for the coordinator: the agent runs (and keeps
+  // its adopted ranks) while it reconnects.
+  std::optional<daemon::Watchdog> watchdog;
+  if (watchdog_interval->count() > 0) {
+    watchdog.emplace(*watchdog_interval,
+                     [&a](std::chrono::milliseconds t) { return a.LoopAnswers(t); });
+  }
+  (void)daemon::Notify("READY=1");

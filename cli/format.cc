@@ -159,16 +159,21 @@ std::vector<std::string> GpuRow(const v1::Node& node, const v1::GpuInfo& g) {
 std::string NodesTable(const std::vector<v1::Node>& nodes, bool wide) {
   std::vector<std::vector<std::string>> rows{
       {"NAME", "STATE", "CPUS", "MEMORY", "GPUS", "RANKS", "ADDRESS"}};
+  // Mixed versions stay visible during a rolling upgrade.
+  if (wide) rows[0].push_back("VERSION");
   std::vector<std::vector<std::string>> gpu_rows{
       {"NODE", "GPU", "MODEL", "MEMORY", "NUMA", "CPUS", "PCI", "SWITCH", "NVLINK", "P2P", "USED"}};
   for (const auto& n : nodes) {
     const auto& inv = n.inventory();
     rows.push_back(
-        {n.name(), n.state() == v1::NODE_STATE_READY ? "Ready" : "NotReady",
+        {n.name(),
+         absl::StrCat(n.state() == v1::NODE_STATE_READY ? "Ready" : "NotReady",
+                      n.draining() ? ",Draining" : ""),
          absl::StrCat(n.allocated().milli_cpus() / 1000.0, "/", inv.milli_cpus() / 1000.0),
          MemoryUsage(n.allocated().memory_bytes(), inv.memory_bytes()),
          absl::StrCat(n.allocated().gpus(), "/", inv.gpus_size()), absl::StrCat(n.running_ranks()),
          n.address()});
+    if (wide) rows.back().push_back(n.agent_version().empty() ? "-" : n.agent_version());
     for (const auto& g : inv.gpus()) gpu_rows.push_back(GpuRow(n, g));
   }
   std::string out = Table(rows);

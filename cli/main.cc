@@ -11,6 +11,7 @@
 #include "cli/local.h"
 #include "cli/sweeps.h"
 #include "common/log.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   using namespace gangway::cli;
@@ -90,7 +91,14 @@ int main(int argc, char** argv) {
   local->add_option("--state", local_options.state_dir, "state directory (default .gangway/local)");
   local->add_flag("!--no-logs", local_options.show_logs, "do not print the ranks' output");
   AdminCommands admin(app);  // certs, token: local files, no coordinator
+  const std::string version = gangway::common::VersionText("gangway");
+  auto* version_cmd = app.add_subcommand("version", "print this binary's version and exit");
+  app.set_version_flag("--version", version);
   CLI11_PARSE(app, argc, argv);
+  if (version_cmd->parsed()) {
+    std::cout << version << "\n";
+    return 0;
+  }
   if (!tls_ca.empty()) ctx.tls.SetCa(tls_ca);
   gangway::common::SetupLogging(log_level);
 

@@ -467,7 +467,8 @@ void Core::Schedule() {
     v.name = name;
     // A node whose session closed may be back within the timeout, but a
     // launch sent now would be dropped: place nothing there until it is.
-    v.ready = rec.node.state() == v1::NODE_STATE_READY && rec.session != 0;
+    // A draining agent (--on-stop=drain) takes nothing new either.
+    v.ready = rec.node.state() == v1::NODE_STATE_READY && rec.session != 0 && !rec.node.draining();
     v.total_milli_cpus = inv.milli_cpus();
     v.total_memory_bytes = inv.memory_bytes();
     v.total_gpus = std::min(inv.gpus_size(), 64);

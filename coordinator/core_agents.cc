@@ -52,6 +52,8 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   node.lost = false;
   sessions_[session] = name;
   node.node.set_address(reg.address().empty() ? name : reg.address());
+  node.node.set_agent_version(reg.agent_version());
+  node.node.set_draining(reg.draining());
   *node.node.mutable_inventory() = inv;
   node.gpu_topology = GpuTopologyFromInventory(inv);
   node.node.set_state(v1::NODE_STATE_READY);
@@ -236,6 +238,12 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
       [[fallthrough]];
     case v1::AgentMessage::kRegister:  // only valid first; ignored later
     case v1::AgentMessage::MSG_NOT_SET:
+      return;
+    case v1::AgentMessage::kDraining:
+      if (!node.node.draining()) {
+        GW_LOG_INFO("node={} draining: nothing more is placed on it", node.node.name());
+      }
+      node.node.set_draining(true);
       return;
     case v1::AgentMessage::kMetrics: {
       const v1::RankMetrics& m = msg.metrics();

@@ -2,10 +2,13 @@
 #include <signal.h>
 
 #include <iostream>
+#include <optional>
 
 #include "CLI/CLI.hpp"
 #include "common/log.h"
+#include "common/version.h"
 #include "coordinator/server.h"
+#include "daemon/systemd_notify.h"
 
 int main(int argc, char** argv) {
   using namespace gangway;
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
                "serve a non-loopback address without TLS and tokens (refused otherwise)");
   app.add_option("--audit-log", options.audit_log,
                  "JSON lines of mutating and refused calls (default STATE/audit.log)");
+  app.set_version_flag("--version", common::VersionText("gangway-coordinator"));
   CLI11_PARSE(app, argc, argv);
   if (node_timeout_s <= 0 || heartbeat_s <= 0 || grace_s < 0 || heartbeat_s >= node_timeout_s ||
       reserve_after_s < 0 || backoff_s < 0 || backoff_max_s < backoff_s) {
@@ -86,6 +90,11 @@ int main(int argc, char** argv) {
   options.core.restart_backoff_ms = static_cast<int64_t>(backoff_s * 1000);
   options.core.restart_backoff_max_ms = static_cast<int64_t>(backoff_max_s * 1000);
   common::SetupLogging(log_level);
+  absl::StatusOr<std::chrono::microseconds> watchdog_interval = daemon::WatchdogInterval();
+  if (!watchdog_interval.ok()) {
+    std::cerr << "gangway-coordinator: " << watchdog_interval.status().message() << "\n";
+    return 2;
+  }
 
   sigset_t set;
   sigemptyset(&set);
@@ -102,9 +111,21 @@ int main(int argc, char** argv) {
   if (const int port = (*server)->metrics_port(); port != 0) {
     std::cout << "metrics " << port << std::endl;
   }
+  // systemd (Type=notify): serving now; the watchdog pings while the loop
+  // answers.
+  std::optional<daemon::Watchdog> watchdog;
+  if (watchdog_interval->count() > 0) {
+    watchdog.emplace(*watchdog_interval,
+                     [&s = **server](std::chrono::milliseconds t) { return s.LoopAnswers(t); });
+  }
+  if (absl::Status s = daemon::Notify("READY=1"); !s.ok()) {
+    GW_LOG_WARN("{}", std::string(s.message()));
+  }
   int sig = 0;
   sigwait(&set, &sig);
   GW_LOG_INFO("stopping on signal {}", sig);
+  (void)daemon::Notify("STOPPING=1");
+  watchdog.reset();
   (*server)->Shutdown();
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -699,3 +700,11 @@ int CoordinatorServer::metrics_port() const {
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace gangway::coordinator
+bool CoordinatorServer::LoopAnswers(std::chrono::milliseconds timeout) {
+  // Shared: a loop that answers late (or never) still holds the promise.
+  auto answered = std::make_shared<std::promise<void>>();
+  std::future<void> done = answered->get_future();
+  asio::post(impl_->io, [answered] { answered->set_value(); });
+  return done.wait_for(timeout) == std::future_status::ready;
+}
+

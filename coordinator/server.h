@@ -6,6 +6,7 @@
 // the loop; the loop thread owns the Core. No thread per stream.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -52,6 +53,9 @@ class CoordinatorServer {
   int metrics_port() const;
   // Stops accepting, ends every stream and the loop. Idempotent.
   void Shutdown();
+  // Whether the loop ran a task posted now within `timeout` (the systemd
+  // watchdog's probe). Any thread.
+  bool LoopAnswers(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_split.h"
+
 namespace gangway::cli {
 namespace {
 
@@ -72,6 +74,25 @@ TEST(NodesTableTest, WideAddsAGpuTableOnlyWhenThereAreGpus) {
   v1::Node cpu_only;
   cpu_only.set_name("cpu-0");
   EXPECT_THAT(NodesTable({cpu_only}, true), Not(HasSubstr("NVLINK")));
+}
+
+TEST(NodesTableTest, WideShowsEachAgentsVersionAndDrainingNodesSayTheyAre) {
+  v1::Node node;
+  node.set_name("n1");
+  node.set_state(v1::NODE_STATE_READY);
+  node.set_agent_version("gangway-agent 0.1.0 (commit abc, Release)");
+  v1::Node old = node;
+  old.set_name("n2");
+  old.set_agent_version("");  // an agent from before versions were reported
+  old.set_draining(true);
+  EXPECT_THAT(NodesTable({node}, false), Not(HasSubstr("VERSION")));
+  const std::string wide = NodesTable({node, old}, true);
+  const std::vector<std::string> lines = absl::StrSplit(wide, '\n');
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_THAT(lines[0], HasSubstr("VERSION"));
+  EXPECT_THAT(lines[1], HasSubstr("gangway-agent 0.1.0 (commit abc, Release)"));
+  EXPECT_THAT(lines[2], HasSubstr("Ready,Draining"));
+  EXPECT_THAT(lines[2], testing::EndsWith("-"));
 }
 
 }  // namespace
