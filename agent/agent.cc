@@ -28,6 +28,7 @@
 #include "agent/metrics_batches.h"
 #include "agent/metrics_tail.h"
 #include "agent/supervisor.h"
+#include "agent/placement.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
@@ -36,8 +37,6 @@
 #include "common/rank_env.h"
 #include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
-#include "gpu/cpu_list.h"
-#include "gpu/inventory.h"
 
 namespace gangway::agent {
 namespace asio = boost::asio;
@@ -422,8 +421,8 @@ struct Agent::Impl {
       // Only a detected inventory describes this machine's cores and NUMA
       // nodes; a simulated or --topology one describes another.
       if (options.inventory.source() == "hwloc") {
-        req.cpu_affinity = AffinityFor(rl);
-        req.memory_nodes = MemoryNodesFor(rl);
+        req.cpu_affinity = AffinityFor(options.inventory, rl);
+        req.memory_nodes = MemoryNodesFor(options.inventory, rl);
       }
       if (!user.ok()) AppendToLog(req.log_path, std::string(user.status().message()));
       std::string keeper_id;
@@ -483,40 +482,6 @@ struct Agent::Impl {
     }
     Write(started);
     for (const auto& f : failures) Write(f);
-  }
-
-  // The cores near the rank's GPUs, when the inventory knows them; empty
-  // (inherit) for CPU ranks and unknown locality.
-  std::vector<int> AffinityFor(const v1::RankLaunch& rl) const {
-    auto env = rl.env().find("CUDA_VISIBLE_DEVICES");
-    if (env == rl.env().end() || env->second.empty()) return {};
-    std::vector<int> gpus;
-    for (absl::string_view part : absl::StrSplit(env->second, ',')) {
-      int g;
-      if (!absl::SimpleAtoi(part, &g)) return {};
-      gpus.push_back(g);
-    }
-    const std::string cpus = gpu::CpuSetForGpus(options.inventory, gpus);
-    if (cpus.empty()) return {};
-    absl::StatusOr<std::vector<int>> list = gpu::ParseCpuList(cpus);
-    return list.ok() ? *list : std::vector<int>();
-  }
-
-  // `drain`: the rank has exited; read all that is left.
-  // With several NUMA nodes, a GPU rank allocates on its GPUs' nodes.
-  std::vector<int> MemoryNodesFor(const v1::RankLaunch& rl) const {
-    if (options.inventory.numa_nodes() < 2) return {};
-    auto env = rl.env().find("CUDA_VISIBLE_DEVICES");
-    if (env == rl.env().end() || env->second.empty()) return {};
-    std::set<int> nodes;
-    for (absl::string_view part : absl::StrSplit(env->second, ',')) {
-      int g;
-      if (!absl::SimpleAtoi(part, &g) || g < 0 || g >= options.inventory.gpus_size()) return {};
-      const int numa = options.inventory.gpus(g).numa_node();
-      if (numa < 0) return {};  // locality unknown: do not restrict
-      nodes.insert(numa);
-    }
-    return {nodes.begin(), nodes.end()};
   }
 
   void SendMetrics(const RankKey& key, MetricsTail& tail, bool drain = false) {

@@ -99,10 +99,6 @@ int main(int argc, char** argv) {
                "run ranks as the agent's own children: they die with the agent, and a frozen "
                "agent cannot stop them when its lease runs out (default: each rank runs under a "
                "small keeper process, survives an agent restart and is re-adopted)");
-  std::string metrics_listen;
-  app.add_option("--metrics-listen", metrics_listen,
-                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
-                 "off). Unauthenticated: bind it where only Prometheus reaches");
   std::string on_stop = "leave";
   app.add_option("--on-stop", on_stop,
                  "what SIGTERM does: leave (default) stops the agent alone, its ranks run on "
@@ -110,6 +106,10 @@ int main(int argc, char** argv) {
                  "here and waits for every rank to end first (a second SIGTERM stops at once)")
       ->check(CLI::IsMember({"leave", "drain"}));
   app.set_version_flag("--version", common::VersionText("gangway-agent"));
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
+                 "off). Unauthenticated: bind it where only Prometheus reaches");
   CLI11_PARSE(app, argc, argv);
   // Forked now, while this process has one thread (agent/keeper.h).
   std::unique_ptr<agent::KeeperLauncher> launcher;
@@ -186,6 +186,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  options.version = common::VersionText("gangway-agent");
+  absl::StatusOr<std::chrono::microseconds> watchdog_interval = daemon::WatchdogInterval();
+  if (!watchdog_interval.ok()) {
+    std::cerr << "gangway-agent: " << watchdog_interval.status().message() << "\n";
+    return 2;
+  }
+
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -203,16 +210,17 @@ int main(int argc, char** argv) {
     telemetry = *std::move(started);
     options.rank_events = telemetry.get();
     std::cout << "metrics " << telemetry->port() << std::endl;  // tests read the port
-  options.version = common::VersionText("gangway-agent");
-  absl::StatusOr<std::chrono::microseconds> watchdog_interval = daemon::WatchdogInterval();
-  if (!watchdog_interval.ok()) {
-    std::cerr << "gangway-agent: " << watchdog_interval.status().message() << "\n";
-    return 2;
-  }
-
   }
   agent::Agent a(options);
   a.Start();
+  // Ready without waiting for the coordinator: the agent runs (and keeps
+  // its adopted ranks) while it reconnects.
+  std::optional<daemon::Watchdog> watchdog;
+  if (watchdog_interval->count() > 0) {
+    watchdog.emplace(*watchdog_interval,
+                     [&a](std::chrono::milliseconds t) { return a.LoopAnswers(t); });
+  }
+  (void)daemon::Notify("READY=1");
   int sig = 0;
   sigwait(&set, &sig);
   GW_LOG_INFO("node={} stopping on signal {} (--on-stop={})", options.name, sig, on_stop);
@@ -224,11 +232,3 @@ int main(int argc, char** argv) {
   a.Stop();
   return 0;
 }
-  // Ready without waiting for the coordinator: the agent runs (and keeps
-  // its adopted ranks) while it reconnects.
-  std::optional<daemon::Watchdog> watchdog;
-  if (watchdog_interval->count() > 0) {
-    watchdog.emplace(*watchdog_interval,
-                     [&a](std::chrono::milliseconds t) { return a.LoopAnswers(t); });
-  }
-  (void)daemon::Notify("READY=1");
