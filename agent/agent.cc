@@ -145,11 +145,11 @@ struct Agent::Impl {
         .count();
   }
   bool metrics_polling = false;
+  bool draining = false;  // loop thread: Drain() was called
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   // Heartbeats come from their own thread, so a loop busy with a burst of
   // launches still sends them (and so still gets the acks that renew the
   // lease). Every write to the stream holds write_mu: gRPC allows one
-  bool draining = false;  // loop thread: Drain() was called
   // Write at a time.
   std::mutex write_mu;
   Stream* heartbeat_stream = nullptr;  // guarded by write_mu
@@ -216,12 +216,12 @@ struct Agent::Impl {
     reg.set_node_name(options.name);
     reg.set_instance(instance);
     reg.set_address(options.address);
+    reg.set_agent_version(options.version);
+    reg.set_draining(draining);
     *reg.mutable_inventory() = options.inventory;
     for (const auto& [key, rec] : records) {
       v1::RankRecord* r = reg.add_ranks();
       r->set_job_id(std::get<0>(key));
-    reg.set_agent_version(options.version);
-    reg.set_draining(draining);
       r->set_attempt(std::get<1>(key));
       r->set_rank(std::get<2>(key));
       r->set_pid(rec.pid);
@@ -761,6 +761,25 @@ struct Agent::Impl {
       OnLoop([&] {
         stream = nullptr;
         return 0;
+      });
+      grpc::Status status = s->Finish();
+      if (!backoff_wait(status.error_message())) return;
+      backoff = std::min(options.max_backoff_ms, backoff * 2);
+    }
+  }
+};
+
+Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Agent::~Agent() { Stop(); }
+
+void Agent::Start() {
+  Impl* impl = impl_.get();
+  impl->loop = std::thread([impl] { impl->io.run(); });
+  impl->session = std::thread([impl] { impl->RunSession(); });
+  impl->heartbeater = std::thread([impl] { impl->RunHeartbeats(); });
+}
+
 void Agent::Drain() {
   Impl* impl = impl_.get();
   asio::post(impl->io, [impl] {
@@ -791,25 +810,6 @@ bool Agent::LoopAnswers(std::chrono::milliseconds timeout) {
   std::future<void> done = answered->get_future();
   asio::post(impl_->io, [answered] { answered->set_value(); });
   return done.wait_for(timeout) == std::future_status::ready;
-}
-
-      });
-      grpc::Status status = s->Finish();
-      if (!backoff_wait(status.error_message())) return;
-      backoff = std::min(options.max_backoff_ms, backoff * 2);
-    }
-  }
-};
-
-Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
-
-Agent::~Agent() { Stop(); }
-
-void Agent::Start() {
-  Impl* impl = impl_.get();
-  impl->loop = std::thread([impl] { impl->io.run(); });
-  impl->session = std::thread([impl] { impl->RunSession(); });
-  impl->heartbeater = std::thread([impl] { impl->RunHeartbeats(); });
 }
 
 void Agent::Stop() {

@@ -78,13 +78,6 @@ class Agent {
 
   void Start();
   void Stop();
-
-  // Path of a rank's log (stdout and stderr).
-  static std::string LogPath(const std::string& state_dir, const std::string& job_id,
-                             int32_t attempt, int32_t rank);
-
- private:
-  struct Impl;
   // Stopping with --on-stop=drain: asks the coordinator to place nothing
   // more here. Ranks keep running; a gang already on its way is launched.
   void Drain();
@@ -94,6 +87,13 @@ class Agent {
   // Whether the loop ran a task posted now within `timeout` (the systemd
   // watchdog's probe). Any thread.
   bool LoopAnswers(std::chrono::milliseconds timeout);
+
+  // Path of a rank's log (stdout and stderr).
+  static std::string LogPath(const std::string& state_dir, const std::string& job_id,
+                             int32_t attempt, int32_t rank);
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/rank_log.h"
 #include "agent/supervisor.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
@@ -165,6 +166,21 @@ class Keeper {
     }
     req.working_dir = record_.working_dir();
     req.log_path = record_.log_path();
+    // The rank's output comes through a pipe the supervisor reads; the
+    // keeper writes it to the log, rotated at the cap: a rank printing
+    // gigabytes fills neither the disk nor anyone's memory, and a full disk
+    // never holds the rank up.
+    if (record_.log_max_bytes() > 0 && !record_.log_path().empty()) {
+      absl::StatusOr<RankLogWriter> log =
+          RankLogWriter::Open(record_.log_path(), record_.log_max_bytes());
+      if (!log.ok()) {
+        Reply(absl::StrCat("err ", static_cast<int>(log.status().code()), " ",
+                           log.status().message()));
+        return false;
+      }
+      log_.emplace(*std::move(log));
+      req.on_output = [this](std::string_view data) { log_->Write(data); };
+    }
     req.cpu_affinity.assign(record_.cpu_affinity().begin(), record_.cpu_affinity().end());
     req.memory_nodes.assign(record_.memory_nodes().begin(), record_.memory_nodes().end());
     req.parent_death_signal = SIGKILL;
@@ -222,7 +238,12 @@ class Keeper {
     if (exit_) return;
     if (note_.empty()) {
       note_ = why;
-      Note(record_.log_path(), absl::StrCat("stopping rank ", record_.rank(), ": ", why));
+      const std::string line = absl::StrCat("stopping rank ", record_.rank(), ": ", why);
+      if (log_) {
+        log_->Write(absl::StrCat("gangway: ", line, "\n"));
+      } else {
+        Note(record_.log_path(), line);
+      }
     }
     supervisor_.Stop(rank_pid_, std::chrono::milliseconds(grace_ms));
   }
@@ -262,6 +283,11 @@ class Keeper {
   }
 
   void OnExit(const ExitInfo& info) {
+    // The supervisor has passed on all the rank wrote by now.
+    if (log_ && log_->dropped_bytes() > 0) {
+      log_->Write(absl::StrCat("gangway: ", log_->dropped_bytes(),
+                               " bytes of the rank's output could not be written to its log\n"));
+    }
     v1::KeeperExit exit;
     exit.set_exit_code(info.exit_code);
     exit.set_signal(info.signal);
@@ -281,6 +307,7 @@ class Keeper {
   asio::io_context io_;
   asio::steady_timer timer_{io_};
   asio::signal_set signals_{io_};
+  std::optional<RankLogWriter> log_;  // with a cap: the rank's output
   Supervisor supervisor_;
   pid_t rank_pid_ = 0;
   bool lease_expired_ = false;

@@ -138,6 +138,7 @@ struct Keepers::Impl {
     }
     record.set_working_dir(request.working_dir);
     record.set_log_path(request.log_path);
+    record.set_log_max_bytes(options.log_max_bytes);
     for (int c : request.cpu_affinity) record.add_cpu_affinity(c);
     for (int n : request.memory_nodes) record.add_memory_nodes(n);
 

@@ -32,6 +32,9 @@ struct KeepersOptions {
   // Forks keepers instead of exec'ing `exe` (much cheaper); null, or gone:
   // exec. Not owned; outlives the Keepers.
   KeeperLauncher* launcher = nullptr;
+  // Each rank's log, its rotated segment included (rank_log.h); 0: the
+  // rank writes its log file itself, never rotated.
+  int64_t log_max_bytes = 0;
 };
 
 class Keepers {

@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
                "run ranks as the agent's own children: they die with the agent, and a frozen "
                "agent cannot stop them when its lease runs out (default: each rank runs under a "
                "small keeper process, survives an agent restart and is re-adopted)");
+  std::string log_max_bytes = "64Mi";
+  app.add_option("--log-max-bytes", log_max_bytes,
+                 "disk each rank's log may use, its one rotated file included (e.g. 64Mi; "
+                 "at least 64Ki; 0: no cap; docs/limits.md)");
   std::string on_stop = "leave";
   app.add_option("--on-stop", on_stop,
                  "what SIGTERM does: leave (default) stops the agent alone, its ranks run on "
@@ -155,6 +159,12 @@ int main(int argc, char** argv) {
   }
   if (!cpus.empty()) inv.set_milli_cpus(parse(common::ParseMilliCpus, cpus, "--cpus"));
   if (!memory.empty()) inv.set_memory_bytes(parse(common::ParseBytes, memory, "--memory"));
+  options.log_max_bytes = parse(common::ParseBytes, log_max_bytes, "--log-max-bytes");
+  if (options.log_max_bytes != 0 && options.log_max_bytes < agent::kMinLogMaxBytes) {
+    std::cerr << "gangway-agent: --log-max-bytes: " << log_max_bytes
+              << " is below the smallest cap, 64Ki (0 for no cap)\n";
+    return 2;
+  }
   if (print_inventory) {
     std::string json;
     google::protobuf::util::JsonPrintOptions o;

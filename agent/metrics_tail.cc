@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/rank_log.h"
 #include "common/metric_limits.h"
 
 namespace gangway::agent {
@@ -29,21 +30,32 @@ void MetricsTail::Bound(std::vector<v1::MetricPoint>* points) {
 
 std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
   std::vector<v1::MetricPoint> out;
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  std::string buf(static_cast<size_t>(kMaxReadBytes), '\0');
-  const ssize_t n = ::pread(fd, buf.data(), buf.size(), offset_);
-  ::close(fd);
-  if (n <= 0) return out;
-  offset_ += n;
-  buf.resize(static_cast<size_t>(n));
-  splitter_.Feed(buf, [&](std::string_view line) {
-    if (json_) {
-      parser_.ParseJsonLine(line, now_ms, &out);
-    } else {
-      parser_.ParseLine(line, now_ms, &out);
+  int64_t budget = kMaxReadBytes;
+  // A read stops at the end of a segment: on into the next one.
+  for (int i = 0; i < 3 && budget > 0; ++i) {
+    absl::StatusOr<RankLogRead> read = ReadRankLog(path_, offset_, budget);
+    if (!read.ok()) break;
+    end_ = read->end;
+    std::string_view data(read->data);
+    if (read->offset > offset_) {
+      // Rotated away unread: the partial line held back, and the one the
+      // read starts in the middle of, are not whole lines.
+      skipped_ += read->offset - offset_;
+      splitter_ = common::LineSplitter();
+      const size_t nl = data.find('\n');
+      data.remove_prefix(nl == std::string_view::npos ? data.size() : nl + 1);
     }
-  });
+    offset_ = read->offset + static_cast<int64_t>(read->data.size());
+    budget -= static_cast<int64_t>(read->data.size());
+    splitter_.Feed(data, [&](std::string_view line) {
+      if (json_) {
+        parser_.ParseJsonLine(line, now_ms, &out);
+      } else {
+        parser_.ParseLine(line, now_ms, &out);
+      }
+    });
+    if (read->data.empty() || offset_ >= end_) break;
+  }
   Bound(&out);
   return out;
 }
@@ -56,7 +68,7 @@ std::vector<v1::MetricPoint> MetricsTail::Drain(int64_t now_ms) {
     std::vector<v1::MetricPoint> more = Poll(now_ms);
     out.insert(out.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));
-    if (offset_ - before < kMaxReadBytes) break;
+    if (offset_ == before || offset_ >= end_) break;
   }
   splitter_.Feed("\n", [&](std::string_view line) {
     if (json_) {

@@ -1,6 +1,13 @@
 // Follows a rank's output (or its metrics file) and turns each new complete
 // line into metric points, for trials of a sweep.
 //
+// Offsets are positions in the rank's whole output (rank_log.h), so the
+// tail follows the log across its rotations, and a restarted agent resumes
+// where the last one stopped. Lines rotated away before they were read (a
+// rank writing more than the log cap between two polls) are skipped; the
+// tail reads faster while it is behind (behind()), and a rank's last lines
+// are always still on disk when Drain reads them.
+//
 // Thread: the agent's loop. Reads are small and local (the file is appended
 // by the rank on the same node), so they run on the loop between events.
 #pragma once
@@ -22,8 +29,8 @@ class MetricsTail {
   static absl::StatusOr<MetricsTail> Create(std::string path, const v1::MetricsCollector& collector,
                                             bool json);
 
-  // Points in what was appended since the last call. A missing file is
-  // simply empty so far.
+  // Points in what was appended since the last call (at most kMaxReadBytes
+  // of it). A missing file is simply empty so far.
   std::vector<v1::MetricPoint> Poll(int64_t now_ms);
 
   // Everything left once the rank has exited: reads to the end of the file
@@ -37,6 +44,10 @@ class MetricsTail {
   // restarted agent re-adopting the rank): past every line already returned.
   int64_t resume_offset() const { return offset_ - static_cast<int64_t>(splitter_.pending()); }
   void Seek(int64_t offset) { offset_ = offset; }
+  // Bytes written but not yet read, as of the last Poll.
+  int64_t behind() const { return end_ - offset_; }
+  // Bytes rotated away before they could be read.
+  int64_t skipped_bytes() const { return skipped_; }
 
   // Most bytes read per Poll, so one chatty rank cannot stall the loop.
   static constexpr int64_t kMaxReadBytes = 1 << 20;
@@ -62,6 +73,8 @@ class MetricsTail {
   common::LineSplitter splitter_;
   bool json_;
   int64_t offset_ = 0;
+  int64_t end_ = 0;
+  int64_t skipped_ = 0;
 };
 
 }  // namespace gangway::agent

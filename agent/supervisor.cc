@@ -14,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,7 @@ class UniqueFd {
   UniqueFd(const UniqueFd&) = delete;
   UniqueFd& operator=(const UniqueFd&) = delete;
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
   void reset(int fd) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -90,7 +92,7 @@ void ReapBlocking(int pidfd) {
 struct Supervisor::Impl {
   struct Child {
     Child(boost::asio::io_context& io, pid_t pid, int pidfd, uint64_t serial)
-        : pid(pid), serial(serial), pidfd(io, pidfd), kill_timer(io) {}
+        : pid(pid), serial(serial), pidfd(io, pidfd), kill_timer(io), output(io) {}
 
     pid_t pid;
     // Handlers outlive the Child they were armed for (a timer that fired
@@ -100,6 +102,9 @@ struct Supervisor::Impl {
     boost::asio::posix::stream_descriptor pidfd;
     boost::asio::steady_timer kill_timer;
     bool kill_armed = false;
+    // LaunchRequest::on_output: the rank's stdout and stderr.
+    boost::asio::posix::stream_descriptor output;
+    std::function<void(std::string_view)> on_output;
   };
 
   Impl(boost::asio::io_context& io, ExitCallback on_exit, EnvironmentOptions environment)
@@ -111,6 +116,8 @@ struct Supervisor::Impl {
   absl::StatusOr<pid_t> Launch(const LaunchRequest& request);
   void Stop(pid_t pid, std::chrono::milliseconds grace);
   void WatchExit(Child& child);
+  void ReadOutput(Child& child);
+  bool DrainOutput(Child& child);
   void OnExitReadable(pid_t pid, uint64_t serial);
   void OnGraceExpired(pid_t pid, uint64_t serial);
   void KillAndReapAll();
@@ -122,6 +129,7 @@ struct Supervisor::Impl {
   const UserIdentity self;
   std::unordered_map<pid_t, std::unique_ptr<Child>> children;
   uint64_t next_serial = 0;
+  std::string output_buf;  // one read of a rank's output
   // Completion handlers still queued in the io_context when the Supervisor
   // is destroyed run afterwards (with operation_aborted or even success);
   // they hold this weakly and do nothing once it has expired.
@@ -145,7 +153,23 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
   // such and not as "cannot execute", and so that exec failures can be
   // written into it.
   UniqueFd log_fd;
-  if (!request.log_path.empty()) {
+  UniqueFd output;  // the pipe's read end, with on_output
+  if (request.on_output) {
+    int fds[2];
+    // Off 0-2 for the same reason as below: pipe2 returns the lowest free.
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
+    }
+    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    const int r = ::fcntl(fds[0], F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    const int w = ::fcntl(fds[1], F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    output.reset(r);
+    log_fd.reset(w);
+    if (r < 0 || w < 0) return absl::InternalError(absl::StrCat("fcntl: ", ErrnoText(errno)));
+    // Fewer wakeups for a chatty rank; the default (64 KiB) when refused.
+    ::fcntl(r, F_SETPIPE_SZ, 1 << 20);
+    ::fcntl(r, F_SETFL, O_NONBLOCK);
+  } else if (!request.log_path.empty()) {
     std::filesystem::path log_path(request.log_path);
     if (log_path.has_parent_path()) {
       std::error_code ec;
@@ -186,11 +210,17 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
       request, BuildRankEnvironment(environment, parent_env, user, request.env), log_fd.get());
   if (!spawned.ok()) {
     if (absl::IsFailedPrecondition(spawned.status()) && log_fd.get() >= 0) {
-      AppendToLog(log_fd.get(), absl::StrCat("gangway: ", spawned.status().message()));
+      const std::string line = absl::StrCat("gangway: ", spawned.status().message());
+      if (request.on_output) {
+        request.on_output(line + "\n");
+      } else {
+        AppendToLog(log_fd.get(), line);
+      }
     }
     return spawned.status();
   }
   const pid_t pid = *spawned;
+  log_fd.reset(-1);  // the rank holds the only writer: EOF when it is gone
 
   // Our own fd: the child is ours and unreaped, so the pid cannot have been
   // reused yet (unless SIGCHLD is SIG_IGN, which a supervisor must not set).
@@ -206,6 +236,11 @@ absl::StatusOr<pid_t> Supervisor::Impl::Launch(const LaunchRequest& request) {
   auto child = std::make_unique<Child>(io, pid, pidfd, next_serial++);
   Child& ref = *child;
   children[pid] = std::move(child);
+  if (request.on_output) {
+    ref.on_output = request.on_output;
+    ref.output.assign(output.release());
+    ReadOutput(ref);
+  }
   WatchExit(ref);
   return pid;
 }
@@ -218,6 +253,38 @@ void Supervisor::Impl::WatchExit(Child& child) {
                            if (!self || ec == boost::asio::error::operation_aborted) return;
                            (*self)->OnExitReadable(pid, serial);
                          });
+}
+
+void Supervisor::Impl::ReadOutput(Child& child) {
+  child.output.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                          [weak = std::weak_ptr<Impl*>(alive), pid = child.pid,
+                           serial = child.serial](const boost::system::error_code& ec) {
+                            auto self = weak.lock();
+                            if (!self || ec) return;
+                            auto it = (*self)->children.find(pid);
+                            if (it == (*self)->children.end() || it->second->serial != serial) {
+                              return;
+                            }
+                            if ((*self)->DrainOutput(*it->second)) (*self)->ReadOutput(*it->second);
+                          });
+}
+
+// Passes on what the pipe holds now; false at its end (every writer gone)
+// or on an error.
+bool Supervisor::Impl::DrainOutput(Child& child) {
+  if (!child.output.is_open()) return false;
+  if (output_buf.empty()) output_buf.resize(256 << 10);
+  while (true) {
+    const ssize_t n = ::read(child.output.native_handle(), output_buf.data(), output_buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) {
+      boost::system::error_code ignored;
+      child.output.close(ignored);
+      return false;
+    }
+    child.on_output(std::string_view(output_buf.data(), static_cast<size_t>(n)));
+  }
 }
 
 void Supervisor::Impl::OnExitReadable(pid_t pid, uint64_t serial) {
@@ -253,6 +320,11 @@ void Supervisor::Impl::OnExitReadable(pid_t pid, uint64_t serial) {
     exit.exit_code = 255;
   }
 
+  // Everything the rank's group wrote is in the pipe now (the group is
+  // gone): its last lines, a trial's objective often among them, are
+  // passed on before its exit. What an escaped descendant writes later is
+  // not waited for.
+  DrainOutput(child);
   children.erase(it);
   // A copy, so a callback that destroys this Supervisor does not destroy
   // the function object while it runs.

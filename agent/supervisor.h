@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,12 @@ struct LaunchRequest {
   std::string working_dir;
   // stdout and stderr, appended; parent dirs created. Empty: inherit.
   std::string log_path;
+  // Set: stdout and stderr go to a pipe the supervisor reads instead of
+  // to log_path, and every chunk read is passed here (on the loop), all of
+  // it before the exit callback runs: the caller writes it to a rotated log
+  // (rank_log.h), so a rank printing gigabytes fills no disk. The pipe is
+  // always read, so the rank never waits on whatever the caller does.
+  std::function<void(std::string_view)> on_output;
   // Empty: inherit. Set in the child before exec.
   std::vector<int> cpu_affinity;
   // NUMA nodes the process may allocate memory on (MPOL_BIND). Empty:

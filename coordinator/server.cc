@@ -699,7 +699,6 @@ int CoordinatorServer::metrics_port() const {
 }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 
-}  // namespace gangway::coordinator
 bool CoordinatorServer::LoopAnswers(std::chrono::milliseconds timeout) {
   // Shared: a loop that answers late (or never) still holds the promise.
   auto answered = std::make_shared<std::promise<void>>();
@@ -708,3 +707,4 @@ bool CoordinatorServer::LoopAnswers(std::chrono::milliseconds timeout) {
   return done.wait_for(timeout) == std::future_status::ready;
 }
 
+}  // namespace gangway::coordinator

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "agent/keeper.h"
+#include "agent/rank_log.h"
 #include "boost/asio/io_context.hpp"
 #include "gangway/v1/keeper.pb.h"
 
@@ -83,7 +84,7 @@ class KeepersTest : public ::testing::TestWithParam<bool> {
     keepers_.reset();
     exits_.clear();
     keepers_ = std::make_unique<Keepers>(
-        io_, KeepersOptions{KeeperExe(), Dir(), {}, launcher_.get()},
+        io_, KeepersOptions{KeeperExe(), Dir(), {}, launcher_.get(), log_max_bytes_},
         [this](const std::string& id, pid_t, const ExitInfo& info) { exits_[id] = info; });
     return *keepers_;
   }
@@ -128,6 +129,7 @@ class KeepersTest : public ::testing::TestWithParam<bool> {
   std::unique_ptr<KeeperLauncher> launcher_;  // forked keepers; null: exec'd
   std::unique_ptr<Keepers> keepers_;
   std::map<std::string, ExitInfo> exits_;
+  int64_t log_max_bytes_ = kDefaultLogMaxBytes;
 };
 
 TEST_P(KeepersTest, RankExitCodeComesBackThroughItsKeeper) {
@@ -270,6 +272,44 @@ TEST_P(KeepersTest, ProgramThatCannotRunIsRefusedAndLeavesNoRecord) {
   EXPECT_NE(kept.status().message().find("/nonexistent/trainer"), std::string::npos)
       << kept.status();
   EXPECT_TRUE(Start().Adopt().empty());
+}
+
+// The keeper owns the rank's output: 3 MB printed leave at most the cap on
+// disk, the last line (a trial's objective) included.
+TEST_P(KeepersTest, RankOutputIsRotatedAtTheCapAndKeepsItsLastLine) {
+  log_max_bytes_ = 256 << 10;
+  absl::StatusOr<Keepers::Kept> kept = Start().Launch(
+      Shell("yes 0123456789012345678901234567890123456789 | head -c 3000000; echo loss=0.25"),
+      Tag());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  std::optional<ExitInfo> exit = WaitExit(kept->id, 20s);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->exit_code, 0);
+  const std::string log = dir_ + "/rank.log";
+  std::error_code ec;
+  const auto size = [&](const std::string& p) {
+    return fs::exists(p) ? static_cast<int64_t>(fs::file_size(p, ec)) : 0;
+  };
+  EXPECT_LE(size(log) + size(log + ".1"), log_max_bytes_);
+  absl::StatusOr<RankLogRead> tail = ReadRankLog(log, 3000000, 1 << 20);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_EQ(tail->offset, 3000000);
+  EXPECT_EQ(tail->data, "loss=0.25\n");
+  EXPECT_EQ(tail->end, 3000000 + 10);
+}
+
+// A rank whose log cannot be written (here a full device) runs on and its
+// exit is reported as usual.
+TEST_P(KeepersTest, RankWhoseLogCannotBeWrittenIsUnharmed) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  LaunchRequest req = Shell("yes | head -c 1000000; exit 4");
+  req.log_path = dir_ + "/full.log";
+  fs::create_symlink("/dev/full", req.log_path);
+  absl::StatusOr<Keepers::Kept> kept = Start().Launch(req, Tag());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  std::optional<ExitInfo> exit = WaitExit(kept->id, 20s);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->exit_code, 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Start, KeepersTest, ::testing::Values(false, true),
