@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "agent/keeper.h"
 #include "agent/rank_events.h"
+#include "agent/rank_log.h"
 #include "agent/supervisor.h"
 #include "agent/workload_user.h"
 #include "common/tls.h"
@@ -57,6 +58,9 @@ struct AgentOptions {
   // Reported at registration (common::VersionText), shown by
   // `gangway nodes -o wide`.
   std::string version;
+  // --log-max-bytes: each rank's log, its rotated segment included
+  // (rank_log.h); 0: not capped.
+  int64_t log_max_bytes = kDefaultLogMaxBytes;
   // Told of every rank's launch, exit and removal (telemetry.h); null:
   // nobody. Not owned; outlives the Agent.
   RankEvents* rank_events = nullptr;

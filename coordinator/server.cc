@@ -436,7 +436,8 @@ struct CoordinatorServer::Impl final : public AgentSink,
       int64_t bytes = kLogChunkBytes;
       if (!req_.follow() && req_.max_bytes() > 0) {
         // Bounded: this call's share is sent, the client resumes from here.
-        bytes = std::min(bytes, req_.max_bytes() - (offset_ - req_.offset()));
+        // Counted in bytes sent: a rotated log skips offsets (agent/rank_log.h).
+        bytes = std::min(bytes, req_.max_bytes() - sent_);
         if (bytes <= 0) return FinishOnce(grpc::Status::OK);
       }
       c.ReadLog(req_.id(), req_.rank(), req_.attempt(), offset_, bytes,
@@ -451,6 +452,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
       if (cancelled_) return FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
       if (!data->data().empty()) {
         offset_ = data->offset() + static_cast<int64_t>(data->data().size());
+        sent_ += static_cast<int64_t>(data->data().size());
         chunk_.set_data(std::move(*data->mutable_data()));
         chunk_.set_offset(data->offset());
         StartWrite(&chunk_);
@@ -504,6 +506,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
     v1::GetLogsRequest req_;
     asio::steady_timer timer_;
     int64_t offset_;
+    int64_t sent_ = 0;  // loop thread
     v1::LogChunk chunk_;
     std::weak_ptr<LogsReactor> self_;
     bool cancelled_ = false;  // loop thread
