@@ -25,10 +25,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/keepers.h"
+#include "agent/logs.h"
 #include "agent/metrics_batches.h"
 #include "agent/metrics_tail.h"
-#include "agent/supervisor.h"
 #include "agent/placement.h"
+#include "agent/supervisor.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
@@ -123,6 +124,10 @@ struct Agent::Impl {
   std::map<RankKey, Record> records;                // loop thread
   std::unordered_map<pid_t, RankKey> by_pid;
   std::map<RankKey, MetricsTail> tails;  // loop thread: trials' rank 0
+  // Metrics sent but not acknowledged yet, sent again on the next session;
+  // the exits of their ranks wait for them (loop thread).
+  MetricsOutbox outbox;
+  std::set<RankKey> withheld;
   asio::steady_timer metrics_timer{io};
   // Fencing (loop thread): the lease the coordinator grants with each
   // RegisterAck and HeartbeatAck. When it runs out the agent stops every
@@ -145,7 +150,7 @@ struct Agent::Impl {
         .count();
   }
   bool metrics_polling = false;
-  bool draining = false;  // loop thread: Drain() was called
+  bool draining = false;     // loop thread: Drain() was called
   Stream* stream = nullptr;  // loop thread; the session thread owns it
   // Heartbeats come from their own thread, so a loop busy with a burst of
   // launches still sends them (and so still gets the acks that renew the
@@ -182,7 +187,7 @@ struct Agent::Impl {
           io,
           KeepersOptions{options.keeper_exe,
                          (std::filesystem::path(options.state_dir) / "keepers").string(),
-                         options.environment, options.keeper_launcher},
+                         options.environment, options.keeper_launcher, options.log_max_bytes},
           [this](const std::string&, pid_t pid, const ExitInfo& info) { OnExit(pid, info); });
       AdoptRanks();
     }
@@ -219,6 +224,7 @@ struct Agent::Impl {
     reg.set_agent_version(options.version);
     reg.set_draining(draining);
     *reg.mutable_inventory() = options.inventory;
+    withheld.clear();
     for (const auto& [key, rec] : records) {
       v1::RankRecord* r = reg.add_ranks();
       r->set_job_id(std::get<0>(key));
@@ -227,9 +233,10 @@ struct Agent::Impl {
       r->set_pid(rec.pid);
       // An exit whose metrics are still unsent is reported after them
       // (SendWithheldExits), so the trial ends with its objective.
-      const bool withheld = rec.exited && tails.count(key) > 0;
-      r->set_exited(rec.exited && !withheld);
-      r->set_exit_code(withheld ? 0 : rec.exit_code);
+      const bool wait = rec.exited && (tails.count(key) > 0 || outbox.Has(key));
+      if (wait) withheld.insert(key);
+      r->set_exited(rec.exited && !wait);
+      r->set_exit_code(wait ? 0 : rec.exit_code);
     }
     return reg;
   }
@@ -281,8 +288,11 @@ struct Agent::Impl {
     auto rec = records.find(key);
     if (rec == records.end() || rec->second.keeper_id.empty()) return;
     int64_t& saved = saved_metrics_offset[key];
-    if (saved == tail.resume_offset()) return;
-    saved = tail.resume_offset();
+    // Not past what the coordinator has not acknowledged.
+    const int64_t resume =
+        std::min(tail.resume_offset(), outbox.OldestOffset(key).value_or(tail.resume_offset()));
+    if (saved == resume) return;
+    saved = resume;
     keepers->SaveMetricsOffset(rec->second.keeper_id, saved);
   }
 
@@ -340,6 +350,9 @@ struct Agent::Impl {
   // Right after a registration that reported them as running: the metrics
   // of ranks that exited while there was no session, then their exits.
   void SendWithheldExits() {
+    // First what the last coordinator never acknowledged (it may have died
+    // before storing it), in order; it drops what it already has.
+    for (const v1::AgentMessage& msg : outbox.Unacked()) Write(msg);
     for (auto it = tails.begin(); it != tails.end();) {
       auto rec = records.find(it->first);
       if (rec == records.end()) {  // forgotten meanwhile
@@ -351,10 +364,15 @@ struct Agent::Impl {
         continue;
       }
       SendMetrics(it->first, it->second, /*drain=*/true);
-      Write(ExitedMessage(it->first, rec->second));
+      withheld.insert(it->first);
       saved_metrics_offset.erase(it->first);
       it = tails.erase(it);
     }
+    for (const RankKey& key : withheld) {
+      auto rec = records.find(key);
+      if (rec != records.end() && rec->second.exited) Write(ExitedMessage(key, rec->second));
+    }
+    withheld.clear();
   }
 
   void Launch(const v1::LaunchGang& launch) {
@@ -443,6 +461,16 @@ struct Agent::Impl {
         if (kept.ok()) keeper_id = kept->id;
         pid = kept.ok() ? absl::StatusOr<pid_t>(kept->pid) : kept.status();
       } else {
+        // Capped as under a keeper: the supervisor reads the rank's output
+        // on this loop and the writer rotates it.
+        if (options.log_max_bytes > 0) {
+          absl::StatusOr<RankLogWriter> log =
+              RankLogWriter::Open(req.log_path, options.log_max_bytes);
+          if (log.ok()) {
+            auto writer = std::make_shared<RankLogWriter>(*std::move(log));
+            req.on_output = [writer](std::string_view data) { writer->Write(data); };
+          }
+        }
         pid = supervisor->Launch(req);
       }
       Record& rec = records[key];
@@ -488,12 +516,14 @@ struct Agent::Impl {
     // Without a session the lines stay in the file for later: read now,
     // they would be dropped.
     if (!stream) return;
+    const int64_t from = tail.resume_offset();
     std::vector<v1::MetricPoint> points = drain ? tail.Drain(NowMs()) : tail.Poll(NowMs());
     // In messages well under gRPC's limit, in order: one refused message
     // lost a burst's last points, the trial's objective among them.
     for (const v1::AgentMessage& msg :
          MetricsMessages(std::get<0>(key), std::get<1>(key), std::get<2>(key), std::move(points))) {
       Write(msg);
+      outbox.Sent(msg, from);
     }
   }
 
@@ -503,19 +533,23 @@ struct Agent::Impl {
         .count();
   }
 
-  // One timer for every followed rank; it stops when none is left.
-  void ScheduleMetricsPoll() {
+  // One timer for every followed rank; it stops when none is left. A
+  // tail behind its log is read again at once: its log is rotated at a cap,
+  // and lines left unread too long are rotated away.
+  void ScheduleMetricsPoll(bool soon = false) {
     if (metrics_polling) return;
     metrics_polling = true;
-    metrics_timer.expires_after(std::chrono::milliseconds(options.metrics_poll_ms));
+    metrics_timer.expires_after(std::chrono::milliseconds(soon ? 1 : options.metrics_poll_ms));
     metrics_timer.async_wait([this](const boost::system::error_code& ec) {
       metrics_polling = false;
       if (ec) return;
+      bool behind = false;
       for (auto& [key, tail] : tails) {
         SendMetrics(key, tail);
         SaveMetricsOffset(key, tail);
+        behind = behind || (stream && tail.behind() > 0);
       }
-      if (!tails.empty()) ScheduleMetricsPoll();
+      if (!tails.empty()) ScheduleMetricsPoll(behind);
     });
   }
 
@@ -537,34 +571,13 @@ struct Agent::Impl {
         continue;
       }
       if (keepers && !it->second.keeper_id.empty()) keepers->Forget(it->second.keeper_id);
+      outbox.Forget(it->first);
       if (options.rank_events) {
         options.rank_events->RankForgotten(forget.job_id(), forget.attempt(),
                                            std::get<2>(it->first));
       }
       it = records.erase(it);
     }
-  }
-
-  void ReadLog(const v1::ReadLog& req) {
-    v1::AgentMessage msg;
-    v1::LogData* out = msg.mutable_log_data();
-    out->set_request_id(req.request_id());
-    out->set_offset(req.offset());
-    const std::string path =
-        Agent::LogPath(options.state_dir, req.job_id(), req.attempt(), req.rank());
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      out->set_error(absl::StrCat("no log for job ", req.job_id(), " attempt ", req.attempt(),
-                                  " rank ", req.rank(), " on node ", options.name));
-    } else {
-      const int64_t max = std::clamp<int64_t>(req.max_bytes(), 1, 1 << 20);
-      std::string buf(static_cast<size_t>(max), '\0');
-      in.seekg(std::max<int64_t>(0, req.offset()));
-      in.read(buf.data(), max);
-      buf.resize(static_cast<size_t>(std::max<std::streamsize>(0, in.gcount())));
-      out->set_data(std::move(buf));
-    }
-    Write(msg);
   }
 
   void Handle(const v1::CoordinatorMessage& msg) {
@@ -587,7 +600,10 @@ struct Agent::Impl {
         Forget(msg.forget());
         return;
       case v1::CoordinatorMessage::kReadLog:
-        ReadLog(msg.read_log());
+        Write(ReadLogPage(options.state_dir, options.name, msg.read_log()));
+        return;
+      case v1::CoordinatorMessage::kMetricsAck:
+        outbox.Ack(msg.metrics_ack());
         return;
       case v1::CoordinatorMessage::MSG_NOT_SET:
         return;

@@ -1,5 +1,6 @@
 #include "agent/metrics_batches.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "google/protobuf/io/coded_stream.h"
@@ -37,6 +38,56 @@ std::vector<v1::AgentMessage> MetricsMessages(const std::string& job_id, int32_t
     bytes += size;
   }
   return out;
+}
+
+void MetricsOutbox::Sent(const v1::AgentMessage& msg, int64_t from_offset) {
+  if (!msg.has_metrics() || msg.metrics().points_size() == 0) return;
+  const v1::RankMetrics& m = msg.metrics();
+  Entry e;
+  for (const v1::MetricPoint& p : m.points()) e.seq = std::max(e.seq, p.seq());
+  if (e.seq <= 0) return;  // nothing the coordinator could acknowledge
+  e.msg = msg;
+  e.from_offset = from_offset;
+  e.bytes = msg.ByteSizeLong();
+  Rank& rank = ranks_[Key{m.job_id(), m.attempt(), m.rank()}];
+  rank.bytes += e.bytes;
+  rank.entries.push_back(std::move(e));
+  while (rank.bytes > max_bytes_per_rank_ && rank.entries.size() > 1) {
+    rank.bytes -= rank.entries.front().bytes;
+    rank.entries.pop_front();
+    ++dropped_;
+  }
+}
+
+void MetricsOutbox::Ack(const v1::MetricsAck& ack) {
+  auto it = ranks_.find(Key{ack.job_id(), ack.attempt(), ack.rank()});
+  if (it == ranks_.end()) return;
+  Rank& rank = it->second;
+  while (!rank.entries.empty() && rank.entries.front().seq <= ack.seq()) {
+    rank.bytes -= rank.entries.front().bytes;
+    rank.entries.pop_front();
+  }
+  if (rank.entries.empty()) ranks_.erase(it);
+}
+
+std::vector<v1::AgentMessage> MetricsOutbox::Unacked() const {
+  std::vector<v1::AgentMessage> out;
+  for (const auto& [key, rank] : ranks_) {
+    for (const Entry& e : rank.entries) out.push_back(e.msg);
+  }
+  return out;
+}
+
+std::optional<int64_t> MetricsOutbox::OldestOffset(const Key& key) const {
+  auto it = ranks_.find(key);
+  if (it == ranks_.end() || it->second.entries.empty()) return std::nullopt;
+  return it->second.entries.front().from_offset;
+}
+
+size_t MetricsOutbox::bytes() const {
+  size_t total = 0;
+  for (const auto& [key, rank] : ranks_) total += rank.bytes;
+  return total;
 }
 
 }  // namespace gangway::agent

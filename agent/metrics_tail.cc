@@ -28,6 +28,19 @@ void MetricsTail::Bound(std::vector<v1::MetricPoint>* points) {
   }
 }
 
+void MetricsTail::ParseLine(std::string_view line, int64_t end_offset, int64_t now_ms,
+                            std::vector<v1::MetricPoint>* out) {
+  const size_t before = out->size();
+  if (json_) {
+    parser_.ParseJsonLine(line, now_ms, out);
+  } else {
+    parser_.ParseLine(line, now_ms, out);
+  }
+  for (size_t k = before; k < out->size(); ++k) {
+    (*out)[k].set_seq(end_offset * 64 + static_cast<int64_t>(std::min<size_t>(k - before, 63)));
+  }
+}
+
 std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
   std::vector<v1::MetricPoint> out;
   int64_t budget = kMaxReadBytes;
@@ -47,13 +60,17 @@ std::vector<v1::MetricPoint> MetricsTail::Poll(int64_t now_ms) {
     }
     offset_ = read->offset + static_cast<int64_t>(read->data.size());
     budget -= static_cast<int64_t>(read->data.size());
-    splitter_.Feed(data, [&](std::string_view line) {
-      if (json_) {
-        parser_.ParseJsonLine(line, now_ms, &out);
-      } else {
-        parser_.ParseLine(line, now_ms, &out);
-      }
-    });
+    // Line by line, to know where each one ends (the points' seq).
+    const int64_t start = offset_ - static_cast<int64_t>(data.size());
+    size_t pos = 0;
+    while (pos < data.size()) {
+      const size_t nl = data.find('\n', pos);
+      const size_t stop = nl == std::string_view::npos ? data.size() : nl + 1;
+      splitter_.Feed(data.substr(pos, stop - pos), [&](std::string_view line) {
+        ParseLine(line, start + static_cast<int64_t>(stop), now_ms, &out);
+      });
+      pos = stop;
+    }
     if (read->data.empty() || offset_ >= end_) break;
   }
   Bound(&out);
@@ -70,13 +87,7 @@ std::vector<v1::MetricPoint> MetricsTail::Drain(int64_t now_ms) {
                std::make_move_iterator(more.end()));
     if (offset_ == before || offset_ >= end_) break;
   }
-  splitter_.Feed("\n", [&](std::string_view line) {
-    if (json_) {
-      parser_.ParseJsonLine(line, now_ms, &out);
-    } else {
-      parser_.ParseLine(line, now_ms, &out);
-    }
-  });
+  splitter_.Feed("\n", [&](std::string_view line) { ParseLine(line, offset_, now_ms, &out); });
   Bound(&out);
   return out;
 }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,11 +58,18 @@ class MetricsTail {
   // last value is what a trial's objective usually reads.
   static constexpr size_t kMaxPoints = 5000;
 
+  // Every point carries its seq: where its line ends in the output, so a
+  // point read twice (resent, or read again by a restarted agent) is known
+  // as the same point.
   // Every point returned has passed common::SanitizeMetricPoint: valid UTF-8
   // (invalid bytes become U+FFFD), names of at most 128 bytes (longer ones are
   // dropped), raw text cut to 256 bytes, steps -1 or 0..2^53.
 
  private:
+  // Parses one whole line that ends at `end_offset` in the rank's output;
+  // its points get their seq (MetricPoint.seq) from it.
+  void ParseLine(std::string_view line, int64_t end_offset, int64_t now_ms,
+                 std::vector<v1::MetricPoint>* out);
   // Sanitizes the points and keeps at most kMaxPoints of them.
   static void Bound(std::vector<v1::MetricPoint>* points);
 

@@ -147,9 +147,10 @@ class Core final : private TrialHost {
   absl::Status CheckLiveAttempt(const std::string& job_id, int32_t attempt) const;
 
   // Metrics of a rank (from its agent or pushed). True when the trial's
-  // early-stopping rule says it should stop.
+  // early-stopping rule says it should stop. Pushed points (`from_agent`
+  // false) lose any seq (MetricPoint.seq): only an agent's count.
   bool OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
-                 const std::vector<v1::MetricPoint>& points);
+                 const std::vector<v1::MetricPoint>& points, bool from_agent = false);
 
   // Reads up to max_bytes of a rank's log at `offset` through its agent.
   using LogCallback = std::function<void(absl::StatusOr<v1::LogData>)>;
@@ -285,6 +286,17 @@ class Core final : private TrialHost {
   }
 
   MetricRetention retention_{options_.metric_points_per_name};
+  // Per job: the attempt and the highest MetricPoint.seq it holds, so a
+  // point an agent resends (it was not acknowledged before a restart) is
+  // stored once. Loaded from the store at a job's first points.
+  struct SeenSeq {
+    int32_t attempt = 0;
+    int64_t seq = 0;
+  };
+  std::unordered_map<std::string, SeenSeq> metric_seq_;
+  // Drops from `points` those the job's attempt already holds (by seq).
+  void DropSeenMetrics(const std::string& job_id, int32_t attempt,
+                       std::vector<v1::MetricPoint>* points);
   std::vector<MetricTrim> metric_trims_;
   // Expiry (monotonic ms) -> job or sweep id; `expiry_` holds each one's
   // current expiry, so stale entries are skipped.

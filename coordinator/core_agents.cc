@@ -247,6 +247,19 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
       return;
     case v1::AgentMessage::kMetrics: {
       const v1::RankMetrics& m = msg.metrics();
+      // Acknowledged once this turn is stored (the outbox waits for it),
+      // kept or not: the agent then stops resending them.
+      int64_t top = 0;
+      for (const v1::MetricPoint& p : m.points()) top = std::max(top, p.seq());
+      if (top > 0) {
+        v1::CoordinatorMessage ack;
+        v1::MetricsAck* a = ack.mutable_metrics_ack();
+        a->set_job_id(m.job_id());
+        a->set_attempt(m.attempt());
+        a->set_rank(m.rank());
+        a->set_seq(top);
+        Send(node.node.name(), std::move(ack));
+      }
       // A node reports only its own ranks' metrics: one node cannot make
       // another node's trial the sweep's best.
       v1::Job* job = FindJob(m.job_id());
@@ -259,7 +272,8 @@ void Core::OnAgentMessage(int64_t session, const v1::AgentMessage& msg) {
       }
       // The agent has no answer channel for a stop: the rule's verdict acts
       // through StopTrialJob.
-      (void)OnMetrics(m.job_id(), m.attempt(), m.rank(), {m.points().begin(), m.points().end()});
+      (void)OnMetrics(m.job_id(), m.attempt(), m.rank(), {m.points().begin(), m.points().end()},
+                      /*from_agent=*/true);
       return;
     }
     case v1::AgentMessage::kGangStarted:

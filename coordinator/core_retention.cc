@@ -125,6 +125,7 @@ void Core::DropJob(const std::string& id) {
   dirty_.erase(id);
   watchers_.erase(id);
   retention_.Forget(id);
+  metric_seq_.erase(id);
   std::erase_if(metric_writes_, [&](const auto& w) { return w.first == id; });
   std::erase_if(metric_trims_, [&](const MetricTrim& t) { return t.job == id; });
   expiry_.erase(id);

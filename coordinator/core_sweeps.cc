@@ -136,13 +136,50 @@ absl::Status Core::CheckLiveAttempt(const std::string& job_id, int32_t attempt) 
                                                   " is not running (finished or superseded)"));
 }
 
+void Core::DropSeenMetrics(const std::string& job_id, int32_t attempt,
+                           std::vector<v1::MetricPoint>* points) {
+  auto it = metric_seq_.find(job_id);
+  if (it == metric_seq_.end() || it->second.attempt != attempt) {
+    // What the store holds (downsampling keeps each series' latest point,
+    // so the highest seq survives it) and what this turn has not written.
+    SeenSeq seen{attempt, 0};
+    absl::StatusOr<std::vector<v1::MetricPoint>> stored = store_->LoadMetrics(job_id);
+    if (stored.ok()) {
+      for (const v1::MetricPoint& p : *stored) {
+        if (p.attempt() == attempt) seen.seq = std::max(seen.seq, p.seq());
+      }
+    } else {
+      GW_LOG_WARN("job={} metrics: {}; resent points may be stored twice", job_id,
+                  std::string(stored.status().message()));
+    }
+    for (const auto& [id, p] : metric_writes_) {
+      if (id == job_id && p.attempt() == attempt) seen.seq = std::max(seen.seq, p.seq());
+    }
+    it = metric_seq_.insert_or_assign(job_id, seen).first;
+  }
+  int64_t& top = it->second.seq;
+  std::erase_if(*points, [&](const v1::MetricPoint& p) {
+    if (p.seq() <= 0) return false;
+    if (p.seq() <= top) return true;
+    top = p.seq();
+    return false;
+  });
+}
+
 bool Core::OnMetrics(const std::string& job_id, int32_t attempt, int32_t rank,
-                     const std::vector<v1::MetricPoint>& points) {
+                     const std::vector<v1::MetricPoint>& points, bool from_agent) {
   v1::Job* job = FindJob(job_id);
   // Points of an older attempt describe a run that was thrown away.
   if (!job || job->attempt() != attempt || points.empty()) return false;
   std::vector<v1::MetricPoint> tagged = points;
-  for (v1::MetricPoint& p : tagged) p.set_attempt(attempt);
+  for (v1::MetricPoint& p : tagged) {
+    p.set_attempt(attempt);
+    if (!from_agent) p.clear_seq();
+  }
+  if (from_agent) {
+    DropSeenMetrics(job_id, attempt, &tagged);
+    if (tagged.empty()) return false;
+  }
   KeepMetrics(job_id, tagged);
   if (rank != 0 || job->sweep().empty()) return false;
   return sweeps_.OnMetrics(*job, tagged);

@@ -59,6 +59,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
                               : has.status();
     if (!s.ok()) return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
   }
+  // Points read from a rank's output carry their seq (MetricPoint.seq), by
+  // which a point an agent resends is known; older ones read back as 0.
+  if (absl::StatusOr<bool> has = store->HasColumn("metrics", "seq"); !has.ok() || !*has) {
+    absl::Status s = has.ok() ? store->Exec(
+                                    "ALTER TABLE metrics ADD COLUMN seq INTEGER "
+                                    "NOT NULL DEFAULT 0")
+                              : has.status();
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat("store ", path, ": ", s.message()));
+  }
   if (absl::Status s =
           store->Exec("CREATE INDEX IF NOT EXISTS metrics_series ON metrics (job, name, idx)");
       !s.ok()) {
@@ -80,8 +89,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
            std::pair{"INSERT INTO sweeps (id, seq, state, data) VALUES (?1, ?2, ?3, ?4) "
                      "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data",
                      &store->upsert_sweep_},
-           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms, attempt, idx) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+           std::pair{"INSERT INTO metrics (job, name, step, value, raw, time_ms, attempt, idx, "
+                     "seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                      &store->insert_metric_},
            std::pair{"DELETE FROM metrics WHERE job = ?1 AND name = ?2 AND idx >= 0 AND "
                      "idx % ?3 != 0 AND idx NOT IN (?4, ?5, ?6)",
@@ -189,7 +198,7 @@ absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std:
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(
           db_.get(),
-          "SELECT name, step, value, raw, time_ms, attempt, idx FROM metrics WHERE job = ?1 "
+          "SELECT name, step, value, raw, time_ms, attempt, idx, seq FROM metrics WHERE job = ?1 "
           "ORDER BY n",
           -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::UnavailableError(absl::StrCat("load metrics: ", sqlite3_errmsg(db_.get())));
@@ -212,6 +221,7 @@ absl::StatusOr<std::vector<v1::MetricPoint>> SqliteStore::LoadMetrics(const std:
     p.set_time_ms(sqlite3_column_int64(stmt, 4));
     p.set_attempt(sqlite3_column_int(stmt, 5));
     p.set_index(sqlite3_column_int64(stmt, 6));
+    p.set_seq(sqlite3_column_int64(stmt, 7));
     points.push_back(std::move(p));
   }
   if (rc != SQLITE_DONE) return absl::UnavailableError(sqlite3_errmsg(db_.get()));
@@ -345,6 +355,7 @@ absl::Status SqliteStore::Save(const WriteBatch& batch) {
     sqlite3_bind_int64(ins, 6, p.time_ms());
     sqlite3_bind_int(ins, 7, p.attempt());
     sqlite3_bind_int64(ins, 8, p.index());
+    sqlite3_bind_int64(ins, 9, p.seq());
     const int rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) {

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -147,6 +149,152 @@ TEST(AgentMetricsTest, ABurstOfPointsGoesInMessagesOfAtMostOneMiB) {
     const v1::RankMetrics& last = msgs.back().metrics();
     ASSERT_GT(last.points_size(), 0);
     EXPECT_EQ(last.points(last.points_size() - 1).value(), 0.25) << "the last point is last";
+  }
+  server->Shutdown(std::chrono::system_clock::now() + 1s);
+  std::filesystem::remove_all(dir);
+}
+
+v1::AgentMessage SeqMessage(std::vector<int64_t> seqs, const std::string& job = "j") {
+  v1::AgentMessage msg;
+  msg.mutable_metrics()->set_job_id(job);
+  msg.mutable_metrics()->set_attempt(1);
+  for (int64_t s : seqs) {
+    v1::MetricPoint* p = msg.mutable_metrics()->add_points();
+    p->set_name("loss");
+    p->set_seq(s);
+  }
+  return msg;
+}
+
+v1::MetricsAck AckOf(int64_t seq, const std::string& job = "j") {
+  v1::MetricsAck ack;
+  ack.set_job_id(job);
+  ack.set_attempt(1);
+  ack.set_seq(seq);
+  return ack;
+}
+
+TEST(MetricsOutboxTest, KeepsWhatIsNotAcknowledgedInOrder) {
+  MetricsOutbox outbox;
+  const MetricsOutbox::Key key{"j", 1, 0};
+  outbox.Sent(SeqMessage({64, 128}), 0);
+  outbox.Sent(SeqMessage({192}), 2);
+  outbox.Sent(SeqMessage({256}), 3);
+  EXPECT_EQ(outbox.OldestOffset(key), 0);
+  outbox.Ack(AckOf(128));
+  EXPECT_EQ(outbox.OldestOffset(key), 2);
+  std::vector<v1::AgentMessage> left = outbox.Unacked();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].metrics().points(0).seq(), 192);
+  EXPECT_EQ(left[1].metrics().points(0).seq(), 256);
+  outbox.Ack(AckOf(100));  // old news
+  EXPECT_EQ(outbox.Unacked().size(), 2u);
+  outbox.Ack(AckOf(256, "other"));  // another job's
+  EXPECT_EQ(outbox.Unacked().size(), 2u);
+  outbox.Ack(AckOf(256));
+  EXPECT_FALSE(outbox.Has(key));
+  EXPECT_EQ(outbox.OldestOffset(key), std::nullopt);
+  EXPECT_EQ(outbox.bytes(), 0u);
+}
+
+TEST(MetricsOutboxTest, BoundedPerRankKeepingTheNewest) {
+  MetricsOutbox outbox(1000);
+  for (int64_t i = 1; i <= 100; ++i) outbox.Sent(SeqMessage({i * 64}), i);
+  EXPECT_LE(outbox.bytes(), 1000u);
+  EXPECT_GT(outbox.dropped_messages(), 0);
+  std::vector<v1::AgentMessage> left = outbox.Unacked();
+  ASSERT_FALSE(left.empty());
+  EXPECT_EQ(left.back().metrics().points(0).seq(), 100 * 64) << "the newest is kept";
+  outbox.Forget({"j", 1, 0});
+  EXPECT_TRUE(outbox.Unacked().empty());
+}
+
+// The coordinator's session ends right after the first metrics reach it,
+// unacknowledged (a coordinator killed before storing them): on the next
+// session the agent sends them again, before the rank's exit.
+class ForgetfulCoordinator final : public v1::AgentSession::Service {
+ public:
+  explicit ForgetfulCoordinator(v1::LaunchGang launch) : launch_(std::move(launch)) {}
+
+  grpc::Status Session(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream) override {
+    v1::AgentMessage in;
+    if (!stream->Read(&in) || !in.has_register_()) return grpc::Status::CANCELLED;
+    const int session = sessions_++;
+    v1::CoordinatorMessage out;
+    out.mutable_register_ack()->set_heartbeat_interval_ms(1000);
+    stream->Write(out);
+    if (session == 0) {
+      out.Clear();
+      *out.mutable_launch() = launch_;
+      stream->Write(out);
+    }
+    while (!ctx->IsCancelled() && stream->Read(&in)) {
+      std::lock_guard lock(mu_);
+      if (in.has_metrics()) {
+        for (const v1::MetricPoint& p : in.metrics().points()) {
+          values_[session].push_back(p.value());
+        }
+        if (session == 0) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "killed");
+        v1::CoordinatorMessage ack;
+        ack.mutable_metrics_ack()->set_job_id(in.metrics().job_id());
+        ack.mutable_metrics_ack()->set_attempt(in.metrics().attempt());
+        ack.mutable_metrics_ack()->set_rank(in.metrics().rank());
+        for (const v1::MetricPoint& p : in.metrics().points()) {
+          ack.mutable_metrics_ack()->set_seq(std::max(ack.metrics_ack().seq(), p.seq()));
+        }
+        stream->Write(ack);
+      }
+      if (in.has_rank_exited()) exited_ = true;
+      cv_.notify_all();
+    }
+    return grpc::Status::OK;
+  }
+
+  // The values each session received, once the exit was reported.
+  std::map<int, std::vector<double>> WaitForExit() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 30s, [&] { return exited_; });
+    return exited_ ? values_ : std::map<int, std::vector<double>>{};
+  }
+
+ private:
+  v1::LaunchGang launch_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<int> sessions_{0};
+  std::map<int, std::vector<double>> values_;
+  bool exited_ = false;
+};
+
+TEST(AgentMetricsTest, PointsNotAcknowledgedAreSentAgainOnTheNextSession) {
+  char tmpl[] = "/tmp/gangway-resend-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  v1::LaunchGang launch;
+  launch.set_job_id("resend-1");
+  launch.set_attempt(1);
+  launch.set_master_port(29500);
+  launch.mutable_metrics()->set_kind("stdout");
+  launch.add_argv("sh");
+  launch.add_argv("-c");
+  launch.add_argv("echo loss=1; echo loss=2; sleep 1; echo loss=3");
+  launch.add_ranks()->set_rank(0);
+
+  ForgetfulCoordinator coordinator(launch);
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = testing::Serve(&coordinator, &port);
+  ASSERT_NE(port, 0);
+  {
+    AgentOptions options = testing::LocalAgentOptions(port, dir + "/agent");
+    options.metrics_poll_ms = 50;
+    Agent agent(options);
+    agent.Start();
+    std::map<int, std::vector<double>> values = coordinator.WaitForExit();
+    agent.Stop();
+    ASSERT_FALSE(values[0].empty()) << "no point reached the first session";
+    EXPECT_EQ(values[1], (std::vector<double>{1, 2, 3})) << "lost with the first session";
   }
   server->Shutdown(std::chrono::system_clock::now() + 1s);
   std::filesystem::remove_all(dir);
