@@ -30,12 +30,13 @@ import numpy as np
 
 PUBLIC = ["branin", "hartmann3", "hartmann6", "rosenbrock4", "ackley5", "levy5", "digits_svc"]
 HELD_OUT = ["styblinski4", "michalewicz5", "camel6", "ackley5_offset", "rosenbrock6_offset",
-            "diabetes_svr"]
+            "diabetes_svr", "shekel4", "levy8_offset"]
 FUNCTIONS = PUBLIC + HELD_OUT
 # Held-out f* (no Optuna baseline for these).
 HELD_OUT_FSTAR = {"styblinski4": -39.16616570377142 * 4, "michalewicz5": -4.687658179,
                   "camel6": -1.0316284534898774, "ackley5_offset": 0.0,
-                  "rosenbrock6_offset": 0.0}
+                  "rosenbrock6_offset": 0.0, "shekel4": -10.53644315348353,
+                  "levy8_offset": 0.0}
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_OPTUNA = os.path.join(os.path.dirname(REPO), "shared", "bench", "optuna_baseline_results.json")
 OPTUNA = ["random", "tpe", "tpe_mv", "cmaes", "qmc"]
