@@ -30,7 +30,7 @@ using itest::RunResult;
 using itest::WaitFor;
 
 inline constexpr int kCoordinatorPort = 7070;
-inline constexpr auto kRpcTimeout = 5s;
+using itest::kRpcTimeout;
 
 // Skips the current test (from a TEST body or SetUp) when the bed cannot
 // run here; cleans what a crashed earlier run left otherwise.
@@ -58,7 +58,7 @@ struct TestbedOptions {
   std::string coordinator_state;
 };
 
-class Testbed {
+class Testbed : public itest::ControlClient {
  public:
   explicit Testbed(TestbedOptions options = {}) : options_(std::move(options)) {
     static int counter = 0;
@@ -215,7 +215,6 @@ class Testbed {
   Firewall& firewall(int agent) { return *firewalls_.at(agent + 1); }
   const Netns& agent_host(int i) const { return *hosts_.at(i + 1); }
   const std::string& address() const { return address_; }
-  v1::Control::Stub& stub() { return *stub_; }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   const itest::TempDir& dir() const { return dir_; }
   const std::string& tag() const { return tag_; }
@@ -224,79 +223,6 @@ class Testbed {
   std::string markers() const {
     std::filesystem::create_directories(dir_.Sub("markers"));
     return dir_.Sub("markers");
-  }
-
-  // ---- RPC helpers (as itest::Cluster's) -----------------------------------
-  grpc::Status SubmitYaml(const std::string& yaml, v1::Job* job) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::SubmitJobRequest req;
-    req.set_yaml(yaml);
-    return stub_->SubmitJob(&ctx, req, job);
-  }
-  std::string Submit(const std::string& yaml) {
-    v1::Job job;
-    grpc::Status s = SubmitYaml(yaml, &job);
-    if (!s.ok()) ADD_FAILURE() << "submit: " << s.error_message() << "\n" << yaml;
-    return job.id();
-  }
-  std::optional<v1::Job> GetJob(const std::string& id) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::GetJobRequest req;
-    req.set_id(id);
-    v1::Job job;
-    if (!stub_->GetJob(&ctx, req, &job).ok()) return std::nullopt;
-    return job;
-  }
-  std::optional<v1::ListNodesResponse> ListNodes() {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::ListNodesResponse resp;
-    if (!stub_->ListNodes(&ctx, v1::ListNodesRequest(), &resp).ok()) return std::nullopt;
-    return resp;
-  }
-  std::optional<v1::Node> GetNode(const std::string& name) {
-    if (auto nodes = ListNodes()) {
-      for (const auto& n : nodes->nodes()) {
-        if (n.name() == name) return n;
-      }
-    }
-    return std::nullopt;
-  }
-  int ReadyNodes() {
-    int ready = 0;
-    if (auto nodes = ListNodes()) {
-      for (const auto& n : nodes->nodes()) ready += n.state() == v1::NODE_STATE_READY;
-    }
-    return ready;
-  }
-  template <typename Pred>
-  ::testing::AssertionResult WaitForJob(const std::string& id, Pred pred,
-                                        std::chrono::milliseconds timeout, v1::Job* last = nullptr,
-                                        const std::string& what = "the condition") {
-    v1::Job seen;
-    const bool ok = WaitFor(
-        [&] {
-          std::optional<v1::Job> job = GetJob(id);
-          if (!job) return false;
-          seen = std::move(*job);
-          return pred(seen);
-        },
-        timeout);
-    if (last) *last = seen;
-    if (ok) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "job " << id << " did not reach " << what << " within " << timeout.count()
-           << " ms; last seen " << v1::JobState_Name(seen.state()) << " attempt " << seen.attempt()
-           << " reason '" << seen.reason() << "'";
-  }
-  ::testing::AssertionResult WaitForState(const std::string& id, v1::JobState state,
-                                          std::chrono::milliseconds timeout,
-                                          v1::Job* last = nullptr) {
-    return WaitForJob(
-        id, [state](const v1::Job& j) { return j.state() == state; }, timeout, last,
-        v1::JobState_Name(state));
   }
 
   // Live processes of job `id` (attempt 0 = any) on every host.
@@ -340,7 +266,6 @@ class Testbed {
   std::map<int, int> agent_starts_;
   int coordinator_starts_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 }  // namespace gangway::e2e

@@ -401,8 +401,109 @@ struct ClusterOptions {
   bool secure = false;
 };
 
+// The Control RPCs the tests make, each bounded by kRpcTimeout, over the
+// stub that a cluster (or the e2e test bed) sets up once it is serving.
+class ControlClient {
+ public:
+  v1::Control::Stub& stub() { return *stub_; }
+
+  grpc::Status SubmitYaml(const std::string& yaml, v1::Job* job) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+    v1::SubmitJobRequest req;
+    req.set_yaml(yaml);
+    return stub_->SubmitJob(&ctx, req, job);
+  }
+
+  // The job's id, or "" (with a test failure) when the submit failed.
+  std::string Submit(const std::string& yaml) {
+    v1::Job job;
+    grpc::Status s = SubmitYaml(yaml, &job);
+    if (!s.ok()) ADD_FAILURE() << "submit: " << s.error_message() << "\n" << yaml;
+    return job.id();
+  }
+
+  std::optional<v1::Job> GetJob(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+    v1::GetJobRequest req;
+    req.set_id(id);
+    v1::Job job;
+    if (!stub_->GetJob(&ctx, req, &job).ok()) return std::nullopt;
+    return job;
+  }
+
+  std::optional<v1::ListJobsResponse> ListJobs(bool all) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+    v1::ListJobsRequest req;
+    req.set_all(all);
+    v1::ListJobsResponse resp;
+    if (!stub_->ListJobs(&ctx, req, &resp).ok()) return std::nullopt;
+    return resp;
+  }
+
+  std::optional<v1::ListNodesResponse> ListNodes() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+    v1::ListNodesResponse resp;
+    if (!stub_->ListNodes(&ctx, v1::ListNodesRequest(), &resp).ok()) return std::nullopt;
+    return resp;
+  }
+
+  std::optional<v1::Node> GetNode(const std::string& name) {
+    if (auto nodes = ListNodes()) {
+      for (const auto& n : nodes->nodes()) {
+        if (n.name() == name) return n;
+      }
+    }
+    return std::nullopt;
+  }
+
+  int ReadyNodes() {
+    int ready = 0;
+    if (auto nodes = ListNodes()) {
+      for (const auto& n : nodes->nodes()) ready += n.state() == v1::NODE_STATE_READY;
+    }
+    return ready;
+  }
+
+  // Polls the job until `pred` holds; the last job seen goes to `last`.
+  template <typename Pred>
+  ::testing::AssertionResult WaitForJob(const std::string& id, Pred pred,
+                                        std::chrono::milliseconds timeout, v1::Job* last = nullptr,
+                                        const std::string& what = "the condition") {
+    v1::Job seen;
+    const bool ok = WaitFor(
+        [&] {
+          std::optional<v1::Job> job = GetJob(id);
+          if (!job) return false;
+          seen = std::move(*job);
+          return pred(seen);
+        },
+        timeout);
+    if (last) *last = seen;
+    if (ok) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "job " << id << " did not reach " << what << " within " << timeout.count()
+           << " ms; last seen " << v1::JobState_Name(seen.state()) << " attempt " << seen.attempt()
+           << " reason '" << seen.reason() << "'";
+  }
+
+  ::testing::AssertionResult WaitForState(const std::string& id, v1::JobState state,
+                                          std::chrono::milliseconds timeout,
+                                          v1::Job* last = nullptr) {
+    return WaitForJob(
+        id, [state](const v1::Job& j) { return j.state() == state; }, timeout, last,
+        v1::JobState_Name(state));
+  }
+
+ protected:
+  std::unique_ptr<v1::Control::Stub> stub_;
+};
+
 // A coordinator and its agents as real processes, plus RPC helpers.
-class Cluster {
+class Cluster : public ControlClient {
  public:
   explicit Cluster(ClusterOptions options = {}) : options_(std::move(options)) {
     tag_ = "GANGWAY_IT_TAG=" + dir_.Name();
@@ -562,101 +663,9 @@ class Cluster {
   Process& agent(int i) { return *agents_.at(i); }
   Process& coordinator() { return *coordinator_; }
   const std::string& address() const { return address_; }
-  v1::Control::Stub& stub() { return *stub_; }
   const TempDir& dir() const { return dir_; }
 
-  // ---- RPC helpers ---------------------------------------------------------
-  grpc::Status SubmitYaml(const std::string& yaml, v1::Job* job) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::SubmitJobRequest req;
-    req.set_yaml(yaml);
-    return stub_->SubmitJob(&ctx, req, job);
-  }
-
-  // The job's id, or "" (with a test failure) when the submit failed.
-  std::string Submit(const std::string& yaml) {
-    v1::Job job;
-    grpc::Status s = SubmitYaml(yaml, &job);
-    if (!s.ok()) ADD_FAILURE() << "submit: " << s.error_message() << "\n" << yaml;
-    return job.id();
-  }
-
-  std::optional<v1::Job> GetJob(const std::string& id) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::GetJobRequest req;
-    req.set_id(id);
-    v1::Job job;
-    if (!stub_->GetJob(&ctx, req, &job).ok()) return std::nullopt;
-    return job;
-  }
-
-  std::optional<v1::ListJobsResponse> ListJobs(bool all) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::ListJobsRequest req;
-    req.set_all(all);
-    v1::ListJobsResponse resp;
-    if (!stub_->ListJobs(&ctx, req, &resp).ok()) return std::nullopt;
-    return resp;
-  }
-
-  std::optional<v1::ListNodesResponse> ListNodes() {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::ListNodesResponse resp;
-    if (!stub_->ListNodes(&ctx, v1::ListNodesRequest(), &resp).ok()) return std::nullopt;
-    return resp;
-  }
-
-  std::optional<v1::Node> GetNode(const std::string& name) {
-    if (auto nodes = ListNodes()) {
-      for (const auto& n : nodes->nodes()) {
-        if (n.name() == name) return n;
-      }
-    }
-    return std::nullopt;
-  }
-
-  int ReadyNodes() {
-    int ready = 0;
-    if (auto nodes = ListNodes()) {
-      for (const auto& n : nodes->nodes()) ready += n.state() == v1::NODE_STATE_READY;
-    }
-    return ready;
-  }
-
-  // Polls the job until `pred` holds; the last job seen goes to `last`.
-  template <typename Pred>
-  ::testing::AssertionResult WaitForJob(const std::string& id, Pred pred,
-                                        std::chrono::milliseconds timeout, v1::Job* last = nullptr,
-                                        const std::string& what = "the condition") {
-    v1::Job seen;
-    const bool ok = WaitFor(
-        [&] {
-          std::optional<v1::Job> job = GetJob(id);
-          if (!job) return false;
-          seen = std::move(*job);
-          return pred(seen);
-        },
-        timeout);
-    if (last) *last = seen;
-    if (ok) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "job " << id << " did not reach " << what << " within " << timeout.count()
-           << " ms; last seen " << v1::JobState_Name(seen.state()) << " attempt " << seen.attempt()
-           << " reason '" << seen.reason() << "'";
-  }
-
-  ::testing::AssertionResult WaitForState(const std::string& id, v1::JobState state,
-                                          std::chrono::milliseconds timeout,
-                                          v1::Job* last = nullptr) {
-    return WaitForJob(
-        id, [state](const v1::Job& j) { return j.state() == state; }, timeout, last,
-        v1::JobState_Name(state));
-  }
-
+  // ---- RPC helpers beyond ControlClient's ---------------------------------
   // A rank's whole log for the current attempt (attempt 0) or a given one.
   std::optional<std::string> Logs(const std::string& id, int rank, int attempt = 0) {
     grpc::ClientContext ctx;
@@ -714,7 +723,6 @@ class Cluster {
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> agents_;
   std::string address_;
-  std::unique_ptr<v1::Control::Stub> stub_;
   int coordinator_starts_ = 0;
   std::string admin_token_, submitter_token_, viewer_token_;
 };
