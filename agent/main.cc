@@ -11,7 +11,9 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "agent/keeper.h"
+#ifndef GANGWAY_STATIC_AGENT  // no static prometheus-cpp (cmake/GangwayStaticAgent.cmake)
 #include "agent/telemetry.h"
+#endif
 #include "common/log.h"
 #include "common/spec.h"
 #include "common/version.h"
@@ -111,9 +113,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"leave", "drain"}));
   app.set_version_flag("--version", common::VersionText("gangway-agent"));
   std::string metrics_listen;
+#ifndef GANGWAY_STATIC_AGENT
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
                  "off). Unauthenticated: bind it where only Prometheus reaches");
+#endif
   CLI11_PARSE(app, argc, argv);
   // Forked now, while this process has one thread (agent/keeper.h).
   std::unique_ptr<agent::KeeperLauncher> launcher;
@@ -208,6 +212,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started below inherit the mask
+#ifndef GANGWAY_STATIC_AGENT
   // After the keeper launcher forked: the HTTP server starts threads.
   std::unique_ptr<agent::AgentTelemetry> telemetry;
   if (!metrics_listen.empty()) {
@@ -221,6 +226,7 @@ int main(int argc, char** argv) {
     options.rank_events = telemetry.get();
     std::cout << "metrics " << telemetry->port() << std::endl;  // tests read the port
   }
+#endif
   agent::Agent a(options);
   a.Start();
   // Ready without waiting for the coordinator: the agent runs (and keeps
