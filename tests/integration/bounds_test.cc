@@ -114,5 +114,28 @@ TEST(BoundsIntegration, LogsAreReadInCallsAndResumeFromAnOffset) {
   EXPECT_NE(bad.code, 0);
 }
 
+// A rank's log is rotated at the agent's --log-max-bytes; `gangway logs`
+// reads what is kept, the oldest byte first and the last line last. A
+// bounded call counted the bytes skipped by rotation as read and stopped
+// after its first chunk.
+TEST(BoundsIntegration, LogsOfARotatedLogAreTheLastBytesKept) {
+  ClusterOptions options;
+  options.agents = 1;
+  options.agent_flags = {"--log-max-bytes", "64Ki"};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.Start());
+  const std::string id = cluster.Submit(
+      "name: rotated\nresources: {cpus: 0.1}\n"
+      "command: [sh, -c, 'head -c 10000000 /dev/zero | tr \"\\\\000\" a; echo; echo end']\n");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(cluster.WaitForState(id, v1::JOB_STATE_SUCCEEDED, 30s));
+  RunResult all = cluster.Cli({"logs", id}, 60s);
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_LE(all.out.size(), 64u << 10);
+  EXPECT_GT(all.out.size(), 32u << 10) << "both kept halves";
+  ASSERT_GE(all.out.size(), 5u);
+  EXPECT_EQ(all.out.substr(all.out.size() - 5), "\nend\n");
+}
+
 }  // namespace
 }  // namespace gangway::itest
