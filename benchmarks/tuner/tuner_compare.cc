@@ -54,6 +54,9 @@ struct Args {
   int trust_region = -1;
   double trust_region_length = 0;
   int global_every = -1;
+  // TPE ablation: false records tpe / multivariate-tpe with the normalised
+  // kernel density as "<name>-normalised".
+  bool tpe_optuna31_density = true;
   double tr_max_ratio = 0;
   bool quiet = false;
 };
@@ -193,6 +196,7 @@ int Main(const Args& args) {
           if (args.trust_region > 0) opts.bayesian.trust_region_min_dims = args.trust_region;
         }
         if (args.global_every >= 0) opts.bayesian.trust_region_global_every = args.global_every;
+        opts.tpe.optuna31_density = args.tpe_optuna31_density;
         if (args.tr_max_ratio > 0) opts.bayesian.trust_region_max_ratio = args.tr_max_ratio;
         if (args.trust_region_length > 0) {
           opts.bayesian.trust_region_length = args.trust_region_length;
@@ -205,6 +209,9 @@ int Main(const Args& args) {
         Run run;
         run.function = fname;
         run.sampler = sname == "bayesian" && !args.label.empty() ? args.label : sname;
+        if (!args.tpe_optuna31_density && sname.find("tpe") != std::string::npos) {
+          run.sampler = sname + "-normalised";
+        }
         run.seed = seed;
         if (opts.algorithm == Algorithm::kBayesian) {
           run.model_from = opts.bayesian.initial_points > 0
@@ -326,6 +333,13 @@ int main(int argc, char** argv) {
       args.reflect_local = std::stoi(next());
     } else if (a == "--global-every") {
       args.global_every = std::stoi(next());
+    } else if (a == "--tpe-density") {
+      const std::string d = next();
+      if (d != "optuna31" && d != "normalised") {
+        std::cerr << "--tpe-density: expected optuna31 or normalised, got " << d << "\n";
+        return 2;
+      }
+      args.tpe_optuna31_density = d == "optuna31";
     } else if (a == "--tr-max-ratio") {
       args.tr_max_ratio = std::stod(next());
     } else if (a == "--trust-region-length") {
@@ -341,7 +355,7 @@ int main(int argc, char** argv) {
                    "--ls-prior-mean "
                    "--restarts --full-fit-every --centre-first 0|1 --reflect-local 0|1 "
                    "--trust-region MIN_DIMS|0 --trust-region-length L --tr-max-ratio R "
-                   "--global-every K --quiet\n";
+                   "--global-every K --tpe-density optuna31|normalised --quiet\n";
       return 2;
     }
   }
