@@ -63,6 +63,7 @@ ParzenEstimator::ParzenEstimator(const SearchSpace& space,
   const double total = std::accumulate(w_.begin(), w_.end(), 0.0);
   for (double& x : w_) x /= total;
   cells_.assign(p_, 0);
+  log_lattice_.assign(p_, false);
   mu_.assign(p_, std::vector<double>(nc_, 0.5));
   sigma_.assign(p_, std::vector<double>(nc_, 1.0));
   cat_.assign(p_, {});
@@ -89,6 +90,8 @@ ParzenEstimator::ParzenEstimator(const SearchSpace& space,
     // A lattice with more cells than an int holds is a continuum here.
     if (IsLinearLattice(space.parameters()[k]) && cardinality < (1u << 30)) {
       cells_[k] = static_cast<int>(cardinality);
+    } else if (cardinality > 0 && !IsLinearLattice(space.parameters()[k])) {
+      log_lattice_[k] = true;
     }
     for (int c = 0; c < n; ++c) mu_[k][c] = (*points[c])[k];
     if (multivariate) {
@@ -169,7 +172,15 @@ double ParzenEstimator::SampleDim(int k, int c, std::mt19937_64& rng) const {
   const double x = 0.5 * (a + b);
   // A lattice sample is its point (Optuna rounds before scoring).
   if (cells_[k] > 0) return (Cell(k, x) + 0.5) / cells_[k];
+  if (log_lattice_[k]) return SnapLog(k, x);
   return x;
+}
+
+double ParzenEstimator::SnapLog(int k, double x) const {
+  // Decode works on whole points; the other coordinates do not matter.
+  UnitPoint u(p_, 0.5);
+  u[k] = x;
+  return space_.Encode(space_.Decode(u))[k];
 }
 
 double ParzenEstimator::LogKernel(int k, int c, double x) const {

@@ -8,7 +8,8 @@
 // parameters are widened by half a step at both ends, as Optuna's
 // _calculate_parzen_bounds does. Per parameter:
 //  - continuous double, or a log-scale lattice (Optuna: q = None): a normal
-//    truncated to [0, 1];
+//    truncated to [0, 1]; a log-scale lattice's samples are moved to their
+//    lattice point before scoring, as Optuna rounds them;
 //  - linear lattice (int, stepped double, list of numbers): the same normal,
 //    but a point's mass is that of its lattice cell (Optuna's discretized
 //    kernel, q = step), and samples are snapped to the cell's centre;
@@ -66,6 +67,8 @@ class ParzenEstimator {
   double LogKernel(int k, int c, double x) const;
   // The lattice cell of x for a linear lattice parameter.
   int Cell(int k, double x) const;
+  // x moved to the unit coordinate of its value (log-scale lattices).
+  double SnapLog(int k, double x) const;
 
   const SearchSpace& space_;
   int p_;
@@ -74,6 +77,7 @@ class ParzenEstimator {
   // Lattice points of a linear lattice parameter, 0 otherwise (continuous
   // kernel), and for a categorical its number of choices.
   std::vector<int> cells_;
+  std::vector<bool> log_lattice_;
   std::vector<double> w_;
   std::vector<std::vector<double>> mu_, sigma_;        // [param][component]
   std::vector<std::vector<std::vector<double>>> cat_;  // [param][component][choice]

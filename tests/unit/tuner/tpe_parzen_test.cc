@@ -131,6 +131,20 @@ TEST(TpeParzenTest, IntsGetDiscretizedKernelsAndLatticeSamples) {
   }
 }
 
+TEST(TpeParzenTest, LogIntSamplesAreLatticePoints) {
+  // Optuna rounds a log-scale int's sample before scoring it; the sample is
+  // then the coordinate of a value, not a point between two.
+  std::vector<Assignment> obs;
+  for (int64_t k : {3, 40, 90}) obs.push_back({k});
+  const Group g = Make({ParameterSpec::Int("k", 1, 100, Scale::kLog)}, obs);
+  const ParzenEstimator pe(g.space, g.Pointers(), false, 1.0);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 100; ++i) {
+    const double u = pe.SampleDim(0, rng);
+    EXPECT_DOUBLE_EQ(u, g.space.Encode(g.space.Decode({u}))[0]) << u;
+  }
+}
+
 TEST(TpeParzenTest, MultivariateSamplesShareOneComponent) {
   // Two observations far apart in both coordinates and narrow kernels:
   // a point drawn from one component has both coordinates near it, never
