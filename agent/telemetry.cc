@@ -2,14 +2,12 @@
 
 #include <filesystem>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/agent.h"
 #include "common/log.h"
-#include "prometheus/text_serializer.h"
 
 namespace gangway::agent {
 namespace {
@@ -220,7 +218,9 @@ AgentTelemetry::AgentTelemetry(std::string state_dir, std::unique_ptr<GpuSampler
                     .Register(*registry_)
                     .Add({})),
       gpus_(std::move(gpus)),
-      snapshot_(std::make_shared<Snapshot>(this)) {
+      snapshot_(std::make_shared<Snapshot>(this)),
+      http_(std::make_unique<daemon::MetricsHttp>(
+          std::vector<std::shared_ptr<prometheus::Collectable>>{registry_, snapshot_})) {
   launches_.Add({{"result", "started"}});
   launches_.Add({{"result", "failed"}});
   exits_.Add({{"outcome", "succeeded"}});
@@ -257,30 +257,11 @@ void AgentTelemetry::RankForgotten(const std::string& job, int32_t attempt, int3
   ranks_.erase({job, attempt, rank});
 }
 
-std::string AgentTelemetry::Text() const {
-  std::vector<MetricFamily> families = registry_->Collect();
-  for (MetricFamily& f : snapshot_->Collect()) families.push_back(std::move(f));
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
-}
+std::string AgentTelemetry::Text() const { return http_->Text(); }
 
 absl::Status AgentTelemetry::Serve(const std::string& listen) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen,
-                                               ": cannot serve /metrics there (", e.what(),
-                                               "); give a free host:port such as 0.0.0.0:9465"));
-  }
-  exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(snapshot_);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  port_ = ports.empty() ? 0 : ports.front();
-  return absl::OkStatus();
+  return http_->Serve(listen, /*threads=*/1, "0.0.0.0:9465");
 }
-
-void AgentTelemetry::StopServing() { exposer_.reset(); }
 
 absl::StatusOr<std::unique_ptr<AgentTelemetry>> StartTelemetry(const std::string& listen,
                                                                const std::string& state_dir) {

@@ -20,10 +20,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/rank_events.h"
+#include "daemon/metrics_http.h"
 #include "gpu/nvml_driver.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/registry.h"
 
@@ -85,8 +85,8 @@ class AgentTelemetry final : public RankEvents {
   // Serves /metrics on `listen` (host:port; port 0 picks one). UNAVAILABLE
   // when it cannot bind.
   absl::Status Serve(const std::string& listen);
-  int port() const { return port_; }
-  void StopServing();
+  int port() const { return http_->port(); }
+  void StopServing() { http_->Stop(); }
 
  private:
   class Snapshot;
@@ -106,8 +106,7 @@ class AgentTelemetry final : public RankEvents {
   std::unique_ptr<GpuSampler> gpus_;  // used by one scrape at a time
   mutable std::mutex sample_mu_;      // one NVML sampling at a time
   std::shared_ptr<Snapshot> snapshot_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
+  std::unique_ptr<daemon::MetricsHttp> http_;  // over registry_ and snapshot_
 };
 
 // An AgentTelemetry serving on `listen`, with GPU series when NVML loads.

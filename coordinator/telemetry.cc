@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <future>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -12,7 +11,6 @@
 #include "common/log.h"
 #include "coordinator/auth.h"
 #include "coordinator/job_state.h"
-#include "prometheus/text_serializer.h"
 
 namespace gangway::coordinator {
 namespace {
@@ -196,7 +194,9 @@ CoordinatorTelemetry::CoordinatorTelemetry(GaugeReader gauges, const common::Clo
                        .Name("gangway_store_write_seconds")
                        .Help("One batched store write (a SQLite transaction)")
                        .Register(*registry_)
-                       .Add({}, kWriteBuckets)) {
+                       .Add({}, kWriteBuckets)),
+      http_(std::make_unique<daemon::MetricsHttp>(
+          std::vector<std::shared_ptr<prometheus::Collectable>>{registry_, gauges_})) {
   // Present from the start, so the ended counters read 0 rather than absent.
   for (v1::JobState s : {v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
     jobs_ended_.Add({{"state", StateLabel(s)}});
@@ -261,30 +261,11 @@ CoordinatorTelemetry::InterceptorFactory() {
   return std::make_unique<RpcInterceptorFactory>(this);
 }
 
-std::string CoordinatorTelemetry::Text() const {
-  std::vector<MetricFamily> families = registry_->Collect();
-  for (MetricFamily& f : gauges_->Collect()) families.push_back(std::move(f));
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
-}
+std::string CoordinatorTelemetry::Text() const { return http_->Text(); }
 
 absl::Status CoordinatorTelemetry::Serve(const std::string& listen) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen,
-                                               ": cannot serve /metrics there (", e.what(),
-                                               "); give a free host:port such as 127.0.0.1:9464"));
-  }
-  exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(gauges_);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  port_ = ports.empty() ? 0 : ports.front();
-  return absl::OkStatus();
+  return http_->Serve(listen, /*threads=*/2, "127.0.0.1:9464");
 }
-
-void CoordinatorTelemetry::StopServing() { exposer_.reset(); }
 
 absl::Status TimedStore::Save(const WriteBatch& batch) {
   const auto start = std::chrono::steady_clock::now();

@@ -26,9 +26,9 @@
 #include "common/clock.h"
 #include "coordinator/core_gauges.h"
 #include "coordinator/store.h"
+#include "daemon/metrics_http.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -72,9 +72,9 @@ class CoordinatorTelemetry {
   // UNAVAILABLE when it cannot bind.
   absl::Status Serve(const std::string& listen);
   // The port bound by Serve, 0 before.
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
   // Stops the HTTP server; waits for a scrape in progress. Idempotent.
-  void StopServing();
+  void StopServing() { http_->Stop(); }
 
  private:
   class Gauges;
@@ -91,8 +91,7 @@ class CoordinatorTelemetry {
   prometheus::Histogram& store_write_;
   // Job id -> when it last became Pending (wall ms). Loop thread.
   std::unordered_map<std::string, int64_t> pending_since_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
+  std::unique_ptr<daemon::MetricsHttp> http_;  // over registry_ and gauges_
 };
 
 // The store, with each Save timed into telemetry (the core does not know).
