@@ -12,26 +12,12 @@
 namespace gangway::agent {
 namespace {
 
+using daemon::AddGauge;
+using daemon::GaugeFamily;
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
-using prometheus::MetricType;
 
 constexpr int kNvmlSuccess = 0;
-
-MetricFamily GaugeFamily(std::string name, std::string help) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = MetricType::Gauge;
-  return f;
-}
-
-void AddGauge(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  f.metric.push_back(std::move(m));
-}
 
 std::string NvmlError(const gpu::NvmlApi& api, int r) {
   const char* text = api.error_string ? api.error_string(r) : nullptr;

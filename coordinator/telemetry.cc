@@ -15,9 +15,10 @@
 namespace gangway::coordinator {
 namespace {
 
+using daemon::AddGauge;
+using daemon::GaugeFamily;
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
-using prometheus::MetricType;
 
 // Queue waits run from milliseconds (an idle cluster) to hours (a gang
 // waiting for a full node).
@@ -34,21 +35,6 @@ std::string Label(const std::string& enum_name, absl::string_view prefix) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-MetricFamily GaugeFamily(std::string name, std::string help) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = MetricType::Gauge;
-  return f;
-}
-
-void AddGauge(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  f.metric.push_back(std::move(m));
 }
 
 // Every value of a state enum gets a series, 0 included, so a panel or an

@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "prometheus/client_metric.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
 
 namespace gangway::daemon {
 
@@ -35,5 +37,11 @@ class MetricsHttp {
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
 };
+
+// For collectables that compute gauges at scrape time: a gauge family, and
+// one series of it.
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help);
+void AddGauge(prometheus::MetricFamily& f, double value,
+              std::vector<prometheus::ClientMetric::Label> labels = {});
 
 }  // namespace gangway::daemon
