@@ -160,6 +160,7 @@ struct Agent::Impl {
   Stream* heartbeat_stream = nullptr;  // guarded by write_mu
   std::atomic<int64_t> heartbeat_ms{1000};
   std::thread heartbeater;
+  InboundGate inbound{options.inbound_max_messages, options.inbound_max_bytes};
 
   std::thread loop;
   std::thread session;
@@ -690,6 +691,43 @@ struct Agent::Impl {
     return v1::AgentSession::NewStub(*channel);
   }
 
+  // Backpressure: before each Read, waits while the loop holds
+  // options.inbound_max_* of what was read (inbound_gate.h); false when the
+  // agent is stopping. Unread messages stay in gRPC's flow-control window
+  // and, past it, in the coordinator's queue for this session.
+  //
+  // Why this cannot deadlock or starve the lease: the wait takes no lock
+  // that the loop, the heartbeat thread or Stop() need (only the gate's
+  // own), and the loop never waits for this thread, so it keeps draining
+  // and heartbeats keep being written (the coordinator reads them apart
+  // from its writes, so it still hears from this node). What a stopped
+  // reader does delay is the acks queued behind the launches: they renew
+  // the keepers' lease only once read, here. So the wait ends, full or
+  // not, half a lease after the last ack read; the reader then reads past
+  // the bound until the next ack (and the wait starts afresh from it). A
+  // loop too slow to catch up thus costs memory as it did without a bound,
+  // but never the lease; a loop that does not move at all is the systemd
+  // watchdog's (LoopAnswers). Without a lease the wait has no end but the
+  // loop's progress or Stop.
+  bool AdmitRead() {
+    while (true) {
+      const int64_t lease = granted_lease_ms.load();
+      const auto deadline = lease > 0
+                                ? std::chrono::steady_clock::time_point(
+                                      std::chrono::milliseconds(last_ack_ms.load() + lease / 2))
+                                : std::chrono::steady_clock::now() + std::chrono::hours(1);
+      switch (inbound.Admit(deadline)) {
+        case InboundGate::Admission::kRoom:
+          return true;
+        case InboundGate::Admission::kStopped:
+          return false;
+        case InboundGate::Admission::kDeadline:
+          if (lease > 0) return true;
+          break;
+      }
+    }
+  }
+
   void RunSession() {
     std::mt19937_64 rng(std::random_device{}());
     int64_t backoff = options.min_backoff_ms;
@@ -733,7 +771,7 @@ struct Agent::Impl {
       v1::CoordinatorMessage in;
       bool registered = false;
       if (sent) {
-        while (s->Read(&in)) {
+        while (AdmitRead() && s->Read(&in)) {
           if (!registered) {
             registered = in.has_register_ack();
             if (registered) {
@@ -766,7 +804,12 @@ struct Agent::Impl {
               }
             }
           }
-          asio::post(io, [this, msg = std::move(in)] { Handle(msg); });
+          const auto bytes = static_cast<int64_t>(in.ByteSizeLong());
+          inbound.Added(bytes);
+          asio::post(io, [this, bytes, msg = std::move(in)] {
+            Handle(msg);
+            inbound.Handled(bytes);
+          });
           in = v1::CoordinatorMessage();
         }
       }
@@ -828,6 +871,8 @@ bool Agent::LoopAnswers(std::chrono::milliseconds timeout) {
   return done.wait_for(timeout) == std::future_status::ready;
 }
 
+InboundGate::Counts Agent::Inbound() const { return impl_->inbound.counts(); }
+
 void Agent::Stop() {
   Impl* impl = impl_.get();
   {
@@ -836,6 +881,7 @@ void Agent::Stop() {
     impl->stopping = true;
     if (impl->ctx) impl->ctx->TryCancel();
   }
+  impl->inbound.Stop();
   impl->cv.notify_all();
   if (impl->session.joinable()) impl->session.join();
   if (impl->heartbeater.joinable()) impl->heartbeater.join();

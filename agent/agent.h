@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/inbound_gate.h"
 #include "agent/keeper.h"
 #include "agent/rank_events.h"
 #include "agent/rank_log.h"
@@ -64,6 +65,12 @@ struct AgentOptions {
   // Told of every rank's launch, exit and removal (telemetry.h); null:
   // nobody. Not owned; outlives the Agent.
   RankEvents* rank_events = nullptr;
+  // Backpressure (inbound_gate.h): while the loop holds this many messages
+  // read from the coordinator, or this many bytes of them, the agent stops
+  // reading its session until the loop is down to half, and HTTP/2 flow
+  // control holds the rest on the coordinator's side (docs/limits.md).
+  int64_t inbound_max_messages = 1024;
+  int64_t inbound_max_bytes = int64_t{64} << 20;
 };
 
 // What a bad option would otherwise make every launch or connection fail
@@ -91,6 +98,9 @@ class Agent {
   // Whether the loop ran a task posted now within `timeout` (the systemd
   // watchdog's probe). Any thread.
   bool LoopAnswers(std::chrono::milliseconds timeout);
+  // Messages read from the coordinator that the loop has not handled yet,
+  // and the most held at once. Any thread.
+  InboundGate::Counts Inbound() const;
 
   // Path of a rank's log (stdout and stderr).
   static std::string LogPath(const std::string& state_dir, const std::string& job_id,
