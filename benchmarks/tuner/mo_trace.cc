@@ -3,8 +3,7 @@
 // trial's objective values as JSON for mo_compare.py, which runs Optuna's
 // NSGA-II on the same problems and seeds and computes hypervolumes.
 //
-//   mo_trace --problem zdt1 --sampler nsga2 --population 20 --seeds 20 \
-//       --trials 100 > trace.json
+//   mo_trace --problem zdt1 --sampler nsga2 --population 20 --seeds 20 --trials 100 >trace.json
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
