@@ -108,5 +108,117 @@ TEST(CmaEsTest, CategoricalsAreSampledIndependentlyAndIntsSnapped) {
   EXPECT_NEAR(std::get<double>(t.best()->assignment[0]), 0.5, 0.05);
 }
 
+// Values from the cmaes 0.9.1 library's CMA (Optuna 3.1's CmaEsSampler
+// runs it): x in [0, 10], y in [-1, 1], mean at the centre, sigma0 =
+// min(10, 2) / 6, two generations of 6 fixed points, then should_stop()
+// (which rebuilds C from its eigendecomposition). Its mean is shifted here
+// so that the box starts at 0.
+TEST(CmaEsTest, MatchesTheCmaesLibraryOverTwoGenerations) {
+  const SearchSpace space =
+      *SearchSpace::Create({ParameterSpec::Double("x", 0, 10), ParameterSpec::Double("y", -1, 1)});
+  std::vector<Observation> obs = {{{0.5, 0.5}, 123.0}};  // The start-up trial: left out.
+  for (int g = 0; g < 2; ++g) {
+    for (int i = 0; i < 6; ++i) {
+      const double u0 = ((i * 7 + g * 3) % 11 + 0.5) / 11;
+      const double u1 = ((i * 5 + g * 2) % 13 + 0.5) / 13;
+      const double x = u0 * 10, y = u1 * 2 - 1;
+      obs.push_back({{u0, u1}, (x - 3) * (x - 3) + 10 * (y - 0.2) * (y - 0.2) + 0.5 * x * y});
+    }
+  }
+  const CmaEsState s = ReplayCmaEs(space, {}, 0, obs);
+  ASSERT_EQ(s.population, 6);
+  ASSERT_EQ(s.generation, 2);
+  ASSERT_EQ(s.mean.size(), 2u);
+  EXPECT_NEAR(s.mean[0], 2.745210701272985, 1e-9);
+  EXPECT_NEAR(s.mean[1], 0.5685689186402589, 1e-9);
+  EXPECT_NEAR(s.sigma, 2.7349590669787216, 1e-9);
+  EXPECT_NEAR(s.cov[0], 2.5033756756193544, 1e-9);
+  EXPECT_NEAR(s.cov[1], -0.7289870532394351, 1e-9);
+  EXPECT_NEAR(s.cov[2], -0.7289870532394351, 1e-9);
+  EXPECT_NEAR(s.cov[3], 1.3908177037587803, 1e-9);
+}
+
+TEST(CmaEsTest, StartsAtTheCentreWithASixthOfTheSmallestRange) {
+  // An int widened by half a step (Optuna's transform): k in 0..9 spans 10.
+  const SearchSpace space =
+      *SearchSpace::Create({ParameterSpec::Int("k", 0, 9), ParameterSpec::Double("y", -1, 1),
+                            ParameterSpec::Double("lr", 1e-4, 1e-1, Scale::kLog)});
+  const CmaEsState s = ReplayCmaEs(space, {}, 0, {});
+  ASSERT_EQ(s.mean.size(), 3u);
+  EXPECT_DOUBLE_EQ(s.mean[0], 5.0);
+  EXPECT_DOUBLE_EQ(s.mean[1], 1.0);
+  EXPECT_NEAR(s.mean[2], std::log(1000.0) / 2, 1e-12);
+  EXPECT_NEAR(s.sigma, 2.0 / 6, 1e-15);
+  EXPECT_EQ(s.population, 7);
+}
+
+TEST(CmaEsTest, AWideParameterStartsRelativelyNarrower) {
+  // sigma0 = min(range) / 6 in Optuna's coordinates: 1/3 of k's 10 values
+  // (so proposals sit on 4 or 5, next to the centre), 1/6 of y's range.
+  double dev_k = 0, dev_y = 0;
+  int count = 0;
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    TunerOptions o;
+    o.algorithm = Algorithm::kCmaEs;
+    o.seed = seed;
+    Tuner t = *Tuner::Create(
+        *SearchSpace::Create({ParameterSpec::Int("k", 0, 9), ParameterSpec::Double("y", -1, 1)}),
+        o);
+    for (int i = 0; i < 4; ++i) {
+      auto p = t.Ask(1);
+      const Assignment& a = (*p)[0].assignment;
+      if (i > 0) {  // The first is the random start-up trial.
+        dev_k += std::pow((static_cast<double>(std::get<int64_t>(a[0])) + 0.5) / 10 - 0.5, 2);
+        dev_y += std::pow(std::get<double>(a[1]) / 2, 2);
+        ++count;
+      }
+      ASSERT_TRUE(t.Tell((*p)[0].trial_id, 1.0 + i).ok());
+    }
+  }
+  EXPECT_LT(std::sqrt(dev_k / count), 0.08);
+  EXPECT_GT(std::sqrt(dev_y / count), 0.12);
+}
+
+TEST(CmaEsTest, TheFirstTrialIsUniformRandomAndStaysOutOfTheGenerations) {
+  int outside = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Tuner t = Make(2, seed);
+    auto p = t.Ask(1);
+    for (const auto& v : (*p)[0].assignment) {
+      const double x = std::get<double>(v);
+      if (x < 0.2 || x > 0.8) {
+        ++outside;
+        break;
+      }
+    }
+  }
+  // Uniform: 64% of points have a coordinate outside [0.2, 0.8]; around
+  // the centre with sigma 1/6 about 14% would.
+  EXPECT_GT(outside, 15);
+  const SearchSpace space = *SearchSpace::Create(UnitBox(2));
+  std::vector<Observation> obs(6, Observation{{0.5, 0.5}, 1.0});
+  for (int i = 0; i < 6; ++i) obs[i].loss = i;
+  EXPECT_EQ(ReplayCmaEs(space, {}, 0, obs).generation, 0);  // 5 of λ = 6.
+  obs.push_back({{0.4, 0.6}, 0.5});
+  EXPECT_EQ(ReplayCmaEs(space, {}, 0, obs).generation, 1);
+}
+
+TEST(CmaEsTest, OneNumericParameterIsSampledAtRandomAsOptunaDoes) {
+  // The cmaes library needs two dimensions; Optuna falls back to its
+  // independent (random) sampler, and so does gangway.
+  TunerOptions o;
+  o.algorithm = Algorithm::kCmaEs;
+  o.seed = 3;
+  Tuner t = *Tuner::Create(*SearchSpace::Create(UnitBox(1)), o);
+  double lo = 1, hi = 0;
+  for (int i = 0; i < 120; ++i) {
+    auto p = t.Ask(1);
+    const double x = std::get<double>((*p)[0].assignment[0]);
+    if (i >= 60) lo = std::min(lo, x), hi = std::max(hi, x);
+    ASSERT_TRUE(t.Tell((*p)[0].trial_id, (x - 0.3) * (x - 0.3)).ok());
+  }
+  EXPECT_GT(hi - lo, 0.8);
+}
+
 }  // namespace
 }  // namespace gangway::tuner
