@@ -16,6 +16,13 @@ Quantiles as in optuna_baseline.py (numpy median / percentile, linear).
   /usr/bin/python3 compare.py gangway_results.json [more.json ...] \
       [--optuna ../shared/bench/optuna_baseline_results.json] [--md out.md]
 
+With --versus, only the like-for-like table instead: each gangway sampler
+beside Optuna's implementation of the same algorithm (tpe / tpe, multivariate-
+tpe / tpe_mv, cmaes / cmaes) at each budget, the seeds both have, medians,
+and a one-sided Mann-Whitney U test of "gangway's regret is larger"
+(normal approximation with tie and continuity correction, as scipy's
+mannwhitneyu(alternative="greater", method="asymptotic")).
+
 The default --optuna path is ../shared/bench/ relative to the repository
 root.
 """
@@ -26,17 +33,21 @@ import json
 import os
 import sys
 
+import math
+
 import numpy as np
 
 PUBLIC = ["branin", "hartmann3", "hartmann6", "rosenbrock4", "ackley5", "levy5", "digits_svc"]
 HELD_OUT = ["styblinski4", "michalewicz5", "camel6", "ackley5_offset", "rosenbrock6_offset",
-            "diabetes_svr", "shekel4", "levy8_offset"]
+            "diabetes_svr", "shekel4", "levy8_offset", "rastrigin5_offset", "griewank6_offset",
+            "powell8_offset"]
 FUNCTIONS = PUBLIC + HELD_OUT
 # Held-out f* (no Optuna baseline for these).
 HELD_OUT_FSTAR = {"styblinski4": -39.16616570377142 * 4, "michalewicz5": -4.687658179,
                   "camel6": -1.0316284534898774, "ackley5_offset": 0.0,
                   "rosenbrock6_offset": 0.0, "shekel4": -10.53644315348353,
-                  "levy8_offset": 0.0}
+                  "levy8_offset": 0.0, "rastrigin5_offset": 0.0, "griewank6_offset": 0.0,
+                  "powell8_offset": 0.0}
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_OPTUNA = os.path.join(os.path.dirname(REPO), "shared", "bench", "optuna_baseline_results.json")
 OPTUNA = ["random", "tpe", "tpe_mv", "cmaes", "qmc"]
@@ -61,6 +72,71 @@ def g(v):
     return "%.3g" % v
 
 
+# gangway algorithm -> Optuna sampler of the same algorithm.
+SAME = {"tpe": "tpe", "multivariate-tpe": "tpe_mv", "cmaes": "cmaes"}
+
+
+def mann_whitney_greater(x, y):
+    """One-sided p of "x tends to be larger than y": U statistic of x, p."""
+    n1, n2 = len(x), len(y)
+    allv = np.concatenate([np.asarray(x, float), np.asarray(y, float)])
+    order = np.argsort(allv, kind="stable")
+    ranks = np.empty(len(allv))
+    sv = allv[order]
+    i = 0
+    ties = 0.0
+    while i < len(sv):
+        j = i
+        while j + 1 < len(sv) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1
+        t = j - i + 1
+        ties += t ** 3 - t
+        i = j + 1
+    u1 = float(np.sum(ranks[:n1]) - n1 * (n1 + 1) / 2)
+    n = n1 + n2
+    mu = n1 * n2 / 2
+    sd = math.sqrt(n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))))
+    if sd == 0:
+        return u1, 1.0
+    z = (u1 - mu - 0.5) / sd
+    return u1, 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def versus(groups, fstar, budgets, w):
+    """Like-for-like: gangway's sampler against Optuna's of the same name."""
+    w("Cell: gangway median [25th - 75th] / Optuna median [25th - 75th]; p: one-sided "
+      "Mann-Whitney U of \"gangway's regret is larger\" (small p: gangway worse).")
+    w("")
+    for gs, os_ in SAME.items():
+        if not any(k[1] == "gangway:" + gs for k in groups):
+            continue
+        w("#### %s (gangway) vs %s (Optuna)" % (gs, os_))
+        w("")
+        w("| function | seeds | " + " | ".join("@%d | p" % b for b in budgets) + " |")
+        w("|---" * (2 * len(budgets) + 2) + "|")
+        for f in FUNCTIONS:
+            ga, op = groups.get((f, "gangway:" + gs)), groups.get((f, "optuna:" + os_))
+            if not ga or not op:
+                continue
+            fs = fstar.get(f) or 0.0
+            cells = []
+            for b in budgets:
+                x = [ba[b] - fs for ba, _ in ga if b in ba]
+                y = [ba[b] - fs for ba, _ in op if b in ba]
+                if not x or not y:
+                    cells.append("- | -")
+                    continue
+                mx, lx, hx = q(x)
+                my, ly, hy = q(y)
+                _, pv = mann_whitney_greater(x, y)
+                mark = "**" if pv < 0.05 else ""
+                cells.append("%s [%s - %s] / %s [%s - %s] | %s%.2f%s" % (
+                    g(mx), g(lx), g(hx), g(my), g(ly), g(hy), mark, pv, mark))
+            w("| %s | %d / %d | %s |" % (f, len(ga), len(op), " | ".join(cells)))
+        w("")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("gangway", nargs="+")
@@ -69,6 +145,9 @@ def main():
     p.add_argument("--optuna-more", help="Optuna results (optuna_baseline.py run) for budgets the "
                    "main file lacks, e.g. @100; used per (function, sampler, seed)")
     p.add_argument("--md", help="also write the tables to this file")
+    p.add_argument("--versus", action="store_true",
+                   help="only each gangway sampler against Optuna's same algorithm, with a "
+                   "one-sided Mann-Whitney U test")
     a = p.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
     opt = load(a.optuna)
@@ -103,6 +182,13 @@ def main():
     order = gang_samplers + ["optuna:" + s for s in OPTUNA]
     out = []
     w = out.append
+    if a.versus:
+        versus(groups, fstar, budgets, w)
+        text = "\n".join(out)
+        print(text)
+        if a.md:
+            open(a.md, "w").write(text + "\n")
+        return
     stats = {}
     for f in FUNCTIONS:
         rows = [s for s in order if (f, s) in groups]
