@@ -140,7 +140,7 @@ def versus(groups, fstar, budgets, w):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("gangway", nargs="+")
-    p.add_argument("--optuna", default=DEFAULT_OPTUNA)
+    p.add_argument("--optuna", default=DEFAULT_OPTUNA, help="Optuna results; several: comma-separated")
     p.add_argument("--budgets", default="10,25,50,100")
     p.add_argument("--optuna-more", help="Optuna results (optuna_baseline.py run) for budgets the "
                    "main file lacks, e.g. @100; used per (function, sampler, seed)")
@@ -150,7 +150,12 @@ def main():
                    "one-sided Mann-Whitney U test")
     a = p.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
-    opt = load(a.optuna)
+    # Several Optuna files (comma-separated, e.g. seeds split over two
+    # processes) are one set of runs.
+    paths = a.optuna.split(",")
+    opt = load(paths[0])
+    for path in paths[1:]:
+        opt["runs"] = opt["runs"] + load(path)["runs"]
     fstar = {f: s["fstar"] for f, s in opt["spaces"].items()}
     fstar.update(HELD_OUT_FSTAR)
     edges = {}  # (function, sampler) -> [coordinates on a bound, coordinates]
