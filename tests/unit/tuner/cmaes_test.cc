@@ -220,5 +220,25 @@ TEST(CmaEsTest, OneNumericParameterIsSampledAtRandomAsOptunaDoes) {
   EXPECT_GT(hi - lo, 0.8);
 }
 
+TEST(CmaEsTest, FlatLossesRestartOnlyOnceTheLibrarysHistoryIsFull) {
+  // cmaes' should_stop(): best and worst flat over more than
+  // 10 + ceil(30 d / λ) generations (20 in 2-d with λ = 6), not after one.
+  Tuner t = Make(2, 4);
+  std::vector<Observation> history;
+  for (int i = 0; i < 1 + 6 * 21; ++i) {
+    auto p = t.Ask(1);
+    history.push_back({t.space().Encode((*p)[0].assignment), 1.0});
+    ASSERT_TRUE(t.Tell((*p)[0].trial_id, 1.0).ok());
+  }
+  const std::vector<Observation> before(history.begin(), history.end() - 6);
+  const CmaEsState s20 = ReplayCmaEs(t.space(), {}, 4, before);
+  EXPECT_EQ(s20.restarts, 0);
+  EXPECT_EQ(s20.generation, 20);
+  const CmaEsState s21 = ReplayCmaEs(t.space(), {}, 4, history);
+  EXPECT_EQ(s21.restarts, 1);
+  EXPECT_EQ(s21.population, 12);
+  EXPECT_EQ(s21.generation, 0);
+}
+
 }  // namespace
 }  // namespace gangway::tuner
