@@ -58,6 +58,29 @@ struct Interval {
   double lo = 0, hi = 1;
 };
 
+bool Inside(const SearchSpace& space, const std::vector<Interval>& box, const UnitPoint& u) {
+  if (box.empty()) return false;
+  for (int k = 0; k < space.size(); ++k) {
+    if (space.IsCategorical(k)) continue;
+    if (u[k] < box[k].lo || u[k] > box[k].hi) return false;
+  }
+  return true;
+}
+
+// The trust region for the next ask, replayed from the history.
+struct Region {
+  // Empty: the whole cube.
+  std::vector<Interval> box;
+  // A restart is due: the next point leaves `collapsed`, the region that
+  // just collapsed.
+  bool restart_step = false;
+  std::vector<Interval> collapsed;
+  int restarts = 0;
+  // The completed trial the region is centred on (-1: none); after a
+  // restart, the best since the restart, which is also EI's incumbent.
+  int incumbent = -1;
+};
+
 class BayesianSampler final : public Sampler {
  public:
   BayesianSampler(const SearchSpace& space, const BayesianOptions& options, uint64_t seed)
@@ -74,13 +97,19 @@ class BayesianSampler final : public Sampler {
   UnitPoint InitialPoint(const SearchSpace& space, uint64_t index) const;
   // box: per parameter [lo, hi] the acquisition is maximized in (a trust
   // region), or empty for the whole cube.
+  // avoid: a box no proposal may fall in (a collapsed trust region), or
+  // empty.
   UnitPoint Maximize(const SearchSpace& space, const GaussianProcess& gp, double best,
                      const SamplerInput& input, const Eigen::VectorXd& y,
                      const std::vector<UnitPoint>& taken, const std::vector<Interval>& box,
-                     std::mt19937_64& rng) const;
-  std::vector<Interval> TrustRegion(const SearchSpace& space, const SamplerInput& input,
-                                    const GaussianProcess& gp, const Eigen::VectorXd& y,
-                                    int init) const;
+                     const std::vector<Interval>& avoid, std::mt19937_64& rng) const;
+  Region TrustRegion(const SearchSpace& space, const SamplerInput& input, const GaussianProcess& gp,
+                     const Eigen::VectorXd& y, int init) const;
+  // The first point of a new region after `region` collapsed.
+  UnitPoint RestartPoint(const SearchSpace& space, const GaussianProcess& gp, double best,
+                         const SamplerInput& input, const Eigen::VectorXd& y,
+                         const std::vector<UnitPoint>& taken, const Region& region,
+                         std::mt19937_64& rng) const;
 
   BayesianOptions options_;
   uint64_t seed_;
@@ -267,7 +296,7 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
 
   std::mt19937_64 rng = StreamRng(seed_, 3, input.trial_count);
   std::optional<GaussianProcess> gp;
-  std::optional<std::vector<Interval>> region;
+  std::optional<Region> region;
   Eigen::VectorXd y;
   double best = 0;
   std::vector<Assignment> out;
@@ -287,8 +316,17 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
       // promising, and the next proposal of a batch would land beside it.
       best = std::min(y.minCoeff(), fantasy_best);
     }
-    if (!region.has_value()) region = TrustRegion(space, input, *gp, y, init);
-    const UnitPoint u = Maximize(space, *gp, best, input, y, taken, *region, rng);
+    if (!region.has_value()) {
+      region = TrustRegion(space, input, *gp, y, init);
+      // A restarted region improves on its own best, as in TuRBO, not on
+      // the global one it could not leave.
+      if (region->restarts > 0 && region->incumbent >= 0) {
+        best += y[region->incumbent] - y.minCoeff();
+      }
+    }
+    const UnitPoint u = region->restart_step
+                            ? RestartPoint(space, *gp, best, input, y, taken, *region, rng)
+                            : Maximize(space, *gp, best, input, y, taken, region->box, {}, rng);
     const UnitPoint snapped = Snap(space, u);
     taken.push_back(snapped);
     const Eigen::VectorXd f = Features(space, snapped, false);
@@ -301,31 +339,61 @@ std::vector<Assignment> BayesianSampler::Propose(const SamplerInput& input, int 
   return out;
 }
 
-std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
-                                                   const SamplerInput& input,
-                                                   const GaussianProcess& gp,
-                                                   const Eigen::VectorXd& y, int init) const {
+Region BayesianSampler::TrustRegion(const SearchSpace& space, const SamplerInput& input,
+                                    const GaussianProcess& gp, const Eigen::VectorXd& y,
+                                    int init) const {
+  Region region;
   const int p = space.size();
-  if (!options_.trust_region || p < options_.trust_region_min_dims) return {};
+  if (!options_.trust_region || p < options_.trust_region_min_dims) return region;
   const int since_init = static_cast<int>(input.trial_count) - init;
   if (options_.trust_region_global_every > 0 &&
       since_init % options_.trust_region_global_every == options_.trust_region_global_every - 1) {
-    return {};  // A global step: the region alone cannot leave a local basin.
+    return region;  // A global step: the region alone cannot leave a local basin.
   }
   // The side length replays TuRBO's rule over the history in order (pure,
   // so a restarted tuner gets the same region): doubled after 3 successes
   // in a row (a new best by 1e-3 relative), halved after max(4, d)
-  // failures in a row, back to the initial side once below 1/128.
+  // failures in a row; below trust_region_min_length it has collapsed.
+  // The region's centre replays too: each collapse with a restart records
+  // the collapsed box, and the region after it counts from the next result.
   const int nc = static_cast<int>(input.completed.size());
   const double initial = options_.trust_region_length > 0 ? options_.trust_region_length
                          : p < 4                          ? 0.8
                                                           : 0.4;
+  const bool restart = options_.trust_region_restart != TrustRegionRestart::kNone;
+  const Eigen::VectorXd& log_ls = gp.hyperparameters().log_lengthscale;
+  double mean_log = 0;
+  int numeric = 0;
+  for (int k = 0; k < p; ++k) {
+    if (space.IsCategorical(k)) continue;
+    mean_log += log_ls[space.FeatureOffset(k)];
+    ++numeric;
+  }
+  if (numeric == 0) return region;
+  mean_log /= numeric;
+  // Centred on `centre`; per parameter proportional to the GP's lengthscale
+  // relative to their geometric mean (volume length^d), within
+  // trust_region_max_ratio of it.
+  auto box_at = [&](const UnitPoint& centre, double length) {
+    std::vector<Interval> box(p);
+    for (int k = 0; k < p; ++k) {
+      if (space.IsCategorical(k)) continue;
+      const double half =
+          0.5 * length *
+          std::clamp(std::exp(log_ls[space.FeatureOffset(k)] - mean_log),
+                     1 / options_.trust_region_max_ratio, options_.trust_region_max_ratio);
+      box[k] = {std::max(0.0, centre[k] - half), std::min(1.0, centre[k] + half)};
+    }
+    return box;
+  };
   double length = initial;
   int successes = 0, failures = 0;
   double best = std::numeric_limits<double>::infinity();
+  int incumbent = -1;
+  int start = 0;  // First result of the current region.
   for (int i = 0; i < nc; ++i) {
     const double loss = input.completed[i].loss;
-    if (i >= init) {
+    if (i >= init && incumbent >= 0) {
       const bool success = loss < best - 1e-3 * std::abs(best);
       successes = success ? successes + 1 : 0;
       failures = success ? 0 : failures + 1;
@@ -337,42 +405,71 @@ std::vector<Interval> BayesianSampler::TrustRegion(const SearchSpace& space,
         length /= 2;
         failures = 0;
       }
-      if (length < 1.0 / 128) length = initial;
     }
-    best = std::min(best, loss);
+    if (loss < best) {
+      best = loss;
+      incumbent = i;
+    }
+    if (length < options_.trust_region_min_length) {
+      length = initial;
+      if (restart) {
+        successes = failures = 0;
+        region.collapsed = box_at(input.completed[incumbent].u, length);
+        ++region.restarts;
+        start = i + 1;
+        best = std::numeric_limits<double>::infinity();
+        incumbent = -1;
+      }
+    }
   }
-  // Centred on the best result; per parameter proportional to the GP's
-  // lengthscale relative to their geometric mean (volume length^d), within
-  // trust_region_max_ratio of it.
-  Eigen::Index arg = 0;
-  y.minCoeff(&arg);
-  const UnitPoint& centre = input.completed[arg].u;
-  const Eigen::VectorXd& log_ls = gp.hyperparameters().log_lengthscale;
-  double mean_log = 0;
-  int numeric = 0;
-  for (int k = 0; k < p; ++k) {
-    if (space.IsCategorical(k)) continue;
-    mean_log += log_ls[space.FeatureOffset(k)];
-    ++numeric;
+  region.restart_step = restart && start > 0 && incumbent < 0;
+  if (region.restart_step) return region;
+  if (!restart) {
+    // Without restarts the region stays around the best result (in warped
+    // units the same as the best loss).
+    Eigen::Index arg = 0;
+    y.minCoeff(&arg);
+    incumbent = static_cast<int>(arg);
   }
-  if (numeric == 0) return {};
-  mean_log /= numeric;
-  std::vector<Interval> box(p);
-  for (int k = 0; k < p; ++k) {
-    if (space.IsCategorical(k)) continue;
-    const double half =
-        0.5 * length *
-        std::clamp(std::exp(log_ls[space.FeatureOffset(k)] - mean_log),
-                   1 / options_.trust_region_max_ratio, options_.trust_region_max_ratio);
-    box[k] = {std::max(0.0, centre[k] - half), std::min(1.0, centre[k] + half)};
+  region.incumbent = incumbent;
+  region.box = box_at(input.completed[incumbent].u, length);
+  return region;
+}
+
+UnitPoint BayesianSampler::RestartPoint(const SearchSpace& space, const GaussianProcess& gp,
+                                        double best, const SamplerInput& input,
+                                        const Eigen::VectorXd& y,
+                                        const std::vector<UnitPoint>& taken, const Region& region,
+                                        std::mt19937_64& rng) const {
+  if (options_.trust_region_restart == TrustRegionRestart::kGlobal) {
+    return Maximize(space, gp, best, input, y, taken, {}, region.collapsed, rng);
   }
-  return box;
+  // A fresh scrambled sequence per restart, so successive restarts start
+  // in different places.
+  const int p = space.size();
+  std::mt19937_64 seq_rng = StreamRng(seed_, 5, static_cast<uint64_t>(region.restarts));
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const bool sobol = p <= SobolSequence::kMaxDims;
+  std::optional<SobolSequence> seq;
+  if (sobol) seq.emplace(p, &seq_rng);
+  for (int i = 0; i < 1024; ++i) {
+    UnitPoint u(p);
+    if (sobol) {
+      u = seq->Point(i);
+    } else {
+      for (double& x : u) x = uniform(seq_rng);
+    }
+    if (!Inside(space, region.collapsed, u) && !Taken(taken, Snap(space, u))) return u;
+  }
+  return Maximize(space, gp, best, input, y, taken, {}, region.collapsed, rng);
 }
 
 UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProcess& gp,
                                     double best, const SamplerInput& input,
                                     const Eigen::VectorXd& y, const std::vector<UnitPoint>& taken,
-                                    const std::vector<Interval>& box, std::mt19937_64& rng) const {
+                                    const std::vector<Interval>& box,
+                                    const std::vector<Interval>& avoid,
+                                    std::mt19937_64& rng) const {
   const int p = space.size();
   const int n = gp.size();
   int m = options_.candidates;
@@ -447,7 +544,8 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
   std::vector<double> acq(total);
   for (int i = 0; i < total; ++i) {
     const double sd = std::sqrt(var[i]);
-    acq[i] = std::log(sd) + LogH((best - mean[i]) / sd);
+    acq[i] = Inside(space, avoid, cands[i]) ? -std::numeric_limits<double>::infinity()
+                                            : std::log(sd) + LogH((best - mean[i]) / sd);
   }
   std::vector<int> rank(total);
   std::iota(rank.begin(), rank.end(), 0);
@@ -499,13 +597,21 @@ UnitPoint BayesianSampler::Maximize(const SearchSpace& space, const GaussianProc
         hi[k] = box[k].hi;
       }
     }
+    if (Inside(space, avoid, u0)) continue;
     const MinimizeResult r = MinimizeBounded(objective, x0, lo, hi, mo);
-    results.push_back({-r.value, UnitPoint(r.x.data(), r.x.data() + p)});
+    UnitPoint refined(r.x.data(), r.x.data() + p);
+    // Refinement may run back into the avoided box: keep the start then.
+    if (Inside(space, avoid, refined)) {
+      results.push_back({acq[rank[s]], u0});
+    } else {
+      results.push_back({-r.value, std::move(refined)});
+    }
   }
   for (int s = starts; s < total; ++s) results.push_back({acq[rank[s]], cands[rank[s]]});
   std::stable_sort(results.begin(), results.end(),
                    [](const Scored& a, const Scored& b) { return a.value > b.value; });
   for (const Scored& r : results) {
+    if (std::isinf(r.value) && r.value < 0) break;  // Only avoided points left.
     if (!Taken(taken, Snap(space, r.u))) return r.u;
   }
   // Every candidate is a point already tried: a small discrete space is

@@ -45,6 +45,22 @@ enum class OutputTransform {
   kAuto,
 };
 
+// What the trust region does once it has collapsed (its side halved below
+// `trust_region_min_length` by failures).
+enum class TrustRegionRestart {
+  // Back to the initial side, still around the best result: the region
+  // never leaves the best result's basin.
+  kNone,
+  // TuRBO's restart: a new region elsewhere. Its first point maximizes log
+  // EI over the whole box outside the collapsed region; the new region is
+  // then centred on the best result since the restart, and its successes
+  // and failures count against that result.
+  kGlobal,
+  // As kGlobal, but the first point is the first of a fresh scrambled Sobol
+  // sequence outside the collapsed region (exploration, no model).
+  kSobol,
+};
+
 struct BayesianOptions {
   // Quasi-random trials before the model is used; 0 picks a default by
   // dimension.
@@ -92,6 +108,10 @@ struct BayesianOptions {
   double trust_region_max_ratio = 1;
   // Every k-th model-based ask searches the whole box (0: never).
   int trust_region_global_every = 0;
+  // A side below this has collapsed: restart (trust_region_restart) or, with
+  // kNone, go back to the initial side.
+  double trust_region_min_length = 1.0 / 128;
+  TrustRegionRestart trust_region_restart = TrustRegionRestart::kNone;
   // L-BFGS iterations of a scheduled refit beyond `refit_every_below`: it
   // starts at the previous fit, which is close.
   int large_refit_iterations = 25;

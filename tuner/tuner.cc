@@ -101,6 +101,12 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
         return absl::InvalidArgumentError(absl::StrCat(
             "algorithm.initialPoints: must be >= 0, got ", options.bayesian.initial_points));
       }
+      if (!(options.bayesian.trust_region_min_length > 0 &&
+            options.bayesian.trust_region_min_length < 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bayesian trust_region_min_length: must be in (0, 1), got ",
+                         options.bayesian.trust_region_min_length));
+      }
       sampler = MakeBayesianSampler(space, options.bayesian, options.seed);
       break;
     case Algorithm::kTpe:

@@ -58,6 +58,8 @@ struct Args {
   // kernel density as "<name>-normalised".
   bool tpe_optuna31_density = true;
   double tr_max_ratio = 0;
+  std::string tr_restart;  // none|global|sobol; empty: the default.
+  double tr_min_length = 0;
   bool quiet = false;
 };
 
@@ -201,6 +203,15 @@ int Main(const Args& args) {
         if (args.trust_region_length > 0) {
           opts.bayesian.trust_region_length = args.trust_region_length;
         }
+        if (args.tr_restart == "none")
+          opts.bayesian.trust_region_restart = TrustRegionRestart::kNone;
+        if (args.tr_restart == "global") {
+          opts.bayesian.trust_region_restart = TrustRegionRestart::kGlobal;
+        }
+        if (args.tr_restart == "sobol") {
+          opts.bayesian.trust_region_restart = TrustRegionRestart::kSobol;
+        }
+        if (args.tr_min_length > 0) opts.bayesian.trust_region_min_length = args.tr_min_length;
         absl::StatusOr<Tuner> tuner = Tuner::Create(*std::move(space), opts);
         if (!tuner.ok()) {
           std::cerr << tuner.status() << "\n";
@@ -346,6 +357,15 @@ int main(int argc, char** argv) {
       args.trust_region_length = std::stod(next());
     } else if (a == "--trust-region") {
       args.trust_region = std::stoi(next());
+    } else if (a == "--tr-restart") {
+      args.tr_restart = next();
+      if (args.tr_restart != "none" && args.tr_restart != "global" && args.tr_restart != "sobol") {
+        std::cerr << "--tr-restart: expected none, global or sobol, got " << args.tr_restart
+                  << "\n";
+        return 2;
+      }
+    } else if (a == "--tr-min-length") {
+      args.tr_min_length = std::stod(next());
     } else if (a == "--quiet") {
       args.quiet = true;
     } else {
@@ -355,7 +375,8 @@ int main(int argc, char** argv) {
                    "--ls-prior-mean "
                    "--restarts --full-fit-every --centre-first 0|1 --reflect-local 0|1 "
                    "--trust-region MIN_DIMS|0 --trust-region-length L --tr-max-ratio R "
-                   "--global-every K --tpe-density optuna31|normalised --quiet\n";
+                   "--global-every K --tr-restart none|global|sobol --tr-min-length L "
+                   "--tpe-density optuna31|normalised --quiet\n";
       return 2;
     }
   }
