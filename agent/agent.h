@@ -68,7 +68,9 @@ struct AgentOptions {
   // Backpressure (inbound_gate.h): while the loop holds this many messages
   // read from the coordinator, or this many bytes of them, the agent stops
   // reading its session until the loop is down to half, and HTTP/2 flow
-  // control holds the rest on the coordinator's side (docs/limits.md).
+  // control holds the rest on the coordinator's side (docs/limits.md), up
+  // to its --session-queue-max-bytes. --inbound-max-messages and
+  // --inbound-max-bytes.
   int64_t inbound_max_messages = 1024;
   int64_t inbound_max_bytes = int64_t{64} << 20;
 };

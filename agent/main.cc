@@ -105,6 +105,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-max-bytes", log_max_bytes,
                  "disk each rank's log may use, its one rotated file included (e.g. 64Mi; "
                  "at least 64Ki; 0: no cap; docs/limits.md)");
+  std::string inbound_max_bytes = "64Mi";
+  app.add_option("--inbound-max-bytes", inbound_max_bytes,
+                 "bytes read from the coordinator and not yet handled before the agent stops "
+                 "reading its session (backpressure; default 64Mi, at least 1Mi)");
+  app.add_option("--inbound-max-messages", options.inbound_max_messages,
+                 "the same bound in messages (default 1024)")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 24));
   std::string on_stop = "leave";
   app.add_option("--on-stop", on_stop,
                  "what SIGTERM does: leave (default) stops the agent alone, its ranks run on "
@@ -167,6 +174,11 @@ int main(int argc, char** argv) {
   if (options.log_max_bytes != 0 && options.log_max_bytes < agent::kMinLogMaxBytes) {
     std::cerr << "gangway-agent: --log-max-bytes: " << log_max_bytes
               << " is below the smallest cap, 64Ki (0 for no cap)\n";
+    return 2;
+  }
+  options.inbound_max_bytes = parse(common::ParseBytes, inbound_max_bytes, "--inbound-max-bytes");
+  if (options.inbound_max_bytes < (int64_t{1} << 20)) {
+    std::cerr << "gangway-agent: --inbound-max-bytes: " << inbound_max_bytes << " is below 1Mi\n";
     return 2;
   }
   if (print_inventory) {

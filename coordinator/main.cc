@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "common/log.h"
+#include "common/spec.h"
 #include "common/version.h"
 #include "coordinator/server.h"
 #include "daemon/systemd_notify.h"
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; default: "
                  "off). Unauthenticated: bind it where only Prometheus reaches");
+  std::string session_queue_max = "16Mi";
+  app.add_option("--session-queue-max-bytes", session_queue_max,
+                 "bytes queued for an agent that has read nothing for a node timeout before its "
+                 "session is closed; the agent reconnects and reconciles (default 16Mi, at least "
+                 "1Mi)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--tls-cert", options.tls.cert_file,
                  "this coordinator's certificate (PEM; gangway certs init makes one)");
@@ -79,6 +85,15 @@ int main(int argc, char** argv) {
     std::cerr << "gangway-coordinator: need -1 <= --ttl-after-finished <= 315360000 (ten "
                  "years) and --metric-points-per-name >= 0\n";
     return 2;
+  }
+  if (absl::StatusOr<int64_t> bytes = common::ParseBytes(session_queue_max);
+      !bytes.ok() || *bytes < (int64_t{1} << 20)) {
+    std::cerr << "gangway-coordinator: --session-queue-max-bytes: "
+              << (bytes.ok() ? session_queue_max + " is below 1Mi" : bytes.status().message())
+              << "\n";
+    return 2;
+  } else {
+    options.session_queue_max_bytes = *bytes;
   }
   options.core.ttl_after_finished_s = ttl_s;
   options.core.metric_points_per_name = metric_points;

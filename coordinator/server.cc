@@ -129,7 +129,8 @@ struct CoordinatorServer::Impl final : public AgentSink,
             sessions.erase(sid);
             c.OnSessionClosed(sid);
           });
-        });
+        },
+        options.session_queue_max_bytes, std::chrono::milliseconds(options.core.node_timeout_ms));
     asio::post(io, [this, id, reactor] { sessions.emplace(id, reactor); });
     reactor->Begin(reactor);
     return reactor.get();

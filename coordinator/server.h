@@ -23,6 +23,9 @@ struct ServerOptions {
   int64_t tick_ms = 100;
   // Larger requests get RESOURCE_EXHAUSTED from gRPC itself.
   int max_message_bytes = 4 << 20;
+  // Bytes queued for one agent that has read nothing for a node timeout
+  // before its session is closed (server_reactors.h).
+  int64_t session_queue_max_bytes = 16 << 20;
   // TLS for every connection; agents then prove their node with a client
   // certificate signed by tls.ca_file.
   common::ServerTls tls;

@@ -9,6 +9,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -19,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/log.h"
 #include "coordinator/core.h"
 #include "coordinator/job_state.h"
 #include "coordinator/principal.h"
@@ -28,6 +31,17 @@ namespace gangway::coordinator::internal {
 
 // One agent's stream. Reads post into the loop; writes come from the loop and
 // are queued here because gRPC allows one write in flight per stream.
+//
+// The queue is bounded: an agent that heartbeats but stops reading (its own
+// inbound queue full behind a slow loop) would otherwise grow the
+// coordinator by every launch, stop and ack meant for it. When more than
+// `max_queued_bytes` would wait and no write has completed for `stall`, the
+// session ends with RESOURCE_EXHAUSTED and the loop forgets it at once; the
+// agent reconnects, and registering again reconciles what the dropped
+// messages carried (launches resent, stops repeated, unacknowledged metrics
+// resent). The stall matters: the burst of launches that a registration
+// sends may well exceed the bound, and an agent that reads it must keep its
+// session.
 class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
  public:
   using Post = std::function<void(std::function<void(Core&)>)>;
@@ -36,13 +50,18 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
 
   // `who` is the caller as the edge identified it: a node certificate
   // limits the session to the names it carries.
+  // `on_closed` tells the loop the session is gone; it may run twice (at
+  // an overflow, then when gRPC is done with the stream).
   SessionReactor(int64_t id, Principal who, Post post, Audit audit,
-                 std::function<void(int64_t)> on_done)
+                 std::function<void(int64_t)> on_closed, int64_t max_queued_bytes,
+                 std::chrono::milliseconds stall)
       : id_(id),
         who_(std::move(who)),
         post_(std::move(post)),
         audit_(std::move(audit)),
-        on_done_(std::move(on_done)) {}
+        on_closed_(std::move(on_closed)),
+        max_queued_bytes_(max_queued_bytes),
+        stall_(stall) {}
 
   void Begin(std::shared_ptr<SessionReactor> self) {
     self_ = std::move(self);
@@ -52,9 +71,17 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
   void Send(const v1::CoordinatorMessage& msg) {
     std::lock_guard lock(mu_);
     if (finishing_) return;
+    const int64_t size = static_cast<int64_t>(msg.ByteSizeLong());
+    const auto now = std::chrono::steady_clock::now();
+    if (writing_ && queued_bytes_ + size > max_queued_bytes_ && now - progress_ >= stall_) {
+      OverflowLocked(size, now);
+      return;
+    }
+    queued_bytes_ += size;
     queue_.push_back(msg);
     if (!writing_) {
       writing_ = true;
+      progress_ = now;
       StartWrite(&queue_.front());
     }
   }
@@ -64,7 +91,10 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
     if (finishing_) return;
     finishing_ = true;
     finish_status_ = common::ToGrpc(why);
-    if (!writing_) Finish(finish_status_);
+    if (!writing_) {
+      finished_ = true;
+      Finish(finish_status_);
+    }
   }
 
   void OnReadDone(bool ok) override {
@@ -72,6 +102,7 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
       Close(absl::OkStatus());
       return;
     }
+    if (overflowed_.load()) return;  // the loop has forgotten this session
     v1::AgentMessage msg = std::move(in_);
     in_.Clear();
     if (!registered_) {
@@ -80,6 +111,10 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
         return;
       }
       registered_ = true;
+      {
+        std::lock_guard lock(mu_);
+        node_ = msg.register_().node_name();
+      }
       if (absl::Status s = CheckName(msg.register_().node_name()); !s.ok()) {
         audit_(msg.register_().node_name(), s);
         Close(s);
@@ -106,7 +141,9 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
 
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
+    queued_bytes_ -= static_cast<int64_t>(queue_.front().ByteSizeLong());
     queue_.pop_front();
+    progress_ = std::chrono::steady_clock::now();
     if (ok && !queue_.empty() && !finishing_) {
       StartWrite(&queue_.front());
       return;
@@ -116,15 +153,41 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
       finishing_ = true;
       finish_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
     }
-    if (finishing_) Finish(finish_status_);
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      Finish(finish_status_);
+    }
   }
 
   void OnDone() override {
-    on_done_(id_);
+    on_closed_(id_);
     self_.reset();  // posted work may still hold the object; it dies with the last
   }
 
  private:
+  // Drops what waits behind the write in flight and finishes now rather than
+  // after that write: a peer that does not read may never complete it. The
+  // status follows the message in flight, so an agent that reads again
+  // learns why.
+  void OverflowLocked(int64_t size, std::chrono::steady_clock::time_point now) {
+    const std::string why = absl::StrCat(
+        "node '", node_, "' has read nothing for ",
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - progress_).count() / 1000.0,
+        " s while ", queued_bytes_ + size, " bytes would wait for it (limit ", max_queued_bytes_,
+        ", --session-queue-max-bytes); reconnect to reconcile");
+    GW_LOG_WARN("{}", why);
+    while (queue_.size() > 1) {
+      queued_bytes_ -= static_cast<int64_t>(queue_.back().ByteSizeLong());
+      queue_.pop_back();
+    }
+    finishing_ = true;
+    finished_ = true;
+    overflowed_.store(true);
+    finish_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why);
+    Finish(finish_status_);
+    on_closed_(id_);
+  }
+
   // Kubernetes' node authorizer in small: a node certificate registers only
   // the node it names, so one stolen key cannot impersonate the fleet.
   absl::Status CheckName(const std::string& name) const {
@@ -140,14 +203,22 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Coor
   const Principal who_;
   Post post_;
   Audit audit_;
-  std::function<void(int64_t)> on_done_;
+  std::function<void(int64_t)> on_closed_;
+  const int64_t max_queued_bytes_;
+  const std::chrono::milliseconds stall_;
   std::shared_ptr<SessionReactor> self_;
   v1::AgentMessage in_;
   bool registered_ = false;  // reader side only
+  std::atomic<bool> overflowed_{false};
   std::mutex mu_;
+  std::string node_;  // as registered
   std::deque<v1::CoordinatorMessage> queue_;
+  int64_t queued_bytes_ = 0;
+  // The last write started on an empty queue or completed.
+  std::chrono::steady_clock::time_point progress_;
   bool writing_ = false;
   bool finishing_ = false;
+  bool finished_ = false;  // Finish called: gRPC aborts on a second
   grpc::Status finish_status_;
 };
 
