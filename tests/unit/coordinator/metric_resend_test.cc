@@ -5,35 +5,24 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "coordinator/core.h"
+#include "tests/unit/coordinator/core_on_stores.h"
 #include "tests/unit/coordinator/fakes.h"
 
 namespace gangway::coordinator {
 namespace {
 
-class MetricResendTest : public ::testing::TestWithParam<bool> {
+class MetricResendTest : public fakes::CoreOnStoresTest {
  protected:
-  MetricResendTest() {
-    if (GetParam()) {
-      absl::Status error;
-      sqlite_ = dir_.Reopen(&error);
-      EXPECT_NE(sqlite_, nullptr) << error;
-    }
-    MakeCore();
-  }
-  Store* store() { return GetParam() ? static_cast<Store*>(sqlite_) : &fake_; }
+  MetricResendTest() { MakeCore(); }
   // `running`: the job whose rank 0 the agent reports as running.
   void MakeCore(const std::string& running = "") {
     CoreOptions o;
     o.rendezvous_endpoint = "coord:7070";
-    core_ = std::make_unique<Core>(store(), &sink_, &clock_, o);
-    ASSERT_TRUE(core_->Recover().ok());
     v1::Register reg = fakes::RegisterMessage("n1");
     if (!running.empty()) {
       v1::RankRecord* r = reg.add_ranks();
@@ -42,35 +31,12 @@ class MetricResendTest : public ::testing::TestWithParam<bool> {
       r->set_rank(0);
       r->set_pid(4242);
     }
-    EXPECT_TRUE(core_->OnRegister(1, reg).ok());
-    core_->Settle();
-    sink_.Take();
+    StartCore(o, reg);
   }
   // A coordinator killed and started again on the same store.
   void Restart(const std::string& running) {
-    core_.reset();
-    if (GetParam()) {
-      absl::Status error;
-      sqlite_ = dir_.Reopen(&error);
-      ASSERT_NE(sqlite_, nullptr) << error;
-    }
+    DropCore();
     MakeCore(running);
-  }
-  std::string Submit() {
-    v1::SubmitJobRequest req;
-    req.set_yaml("name: m\ncommand: [x]\n");
-    std::optional<absl::StatusOr<v1::Job>> answer;
-    core_->Submit(req, [&](absl::StatusOr<v1::Job> job) { answer = std::move(job); });
-    core_->Settle();
-    EXPECT_TRUE(answer && answer->ok());
-    for (const fakes::Sent& s : sink_.Take()) {
-      if (s.msg.has_launch()) {
-        core_->OnAgentMessage(1, fakes::GangStartedMessage(s.msg.launch(), 29500));
-      }
-    }
-    core_->Settle();
-    sink_.Take();
-    return answer && answer->ok() ? (*answer)->id() : "";
   }
   // An agent's metrics message of the points at these line ends.
   static v1::AgentMessage Metrics(const std::string& id, std::vector<int64_t> line_ends) {
@@ -106,19 +72,12 @@ class MetricResendTest : public ::testing::TestWithParam<bool> {
     }
     return seqs;
   }
-
-  fakes::SqliteDir dir_;
-  SqliteStore* sqlite_ = nullptr;
-  fakes::FakeStore fake_;
-  fakes::RecordingSink sink_;
-  common::FakeClock clock_;
-  std::unique_ptr<Core> core_;
 };
 INSTANTIATE_TEST_SUITE_P(Stores, MetricResendTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Sqlite" : "Fake"; });
+                         fakes::CoreOnStoresTest::StoreName);
 
 TEST_P(MetricResendTest, ResentPointsAreStoredOnceAndAcknowledged) {
-  const std::string id = Submit();
+  const std::string id = SubmitStarted();
   core_->OnAgentMessage(1, Metrics(id, {10, 20, 30}));
   core_->Settle();
   EXPECT_EQ(Acks(), std::vector<int64_t>{30 * 64});
@@ -130,7 +89,7 @@ TEST_P(MetricResendTest, ResentPointsAreStoredOnceAndAcknowledged) {
 }
 
 TEST_P(MetricResendTest, ResentPointsAfterARestartAreStoredOnce) {
-  const std::string id = Submit();
+  const std::string id = SubmitStarted();
   core_->OnAgentMessage(1, Metrics(id, {10, 20}));
   core_->Settle();
   Restart(id);
@@ -148,7 +107,7 @@ TEST_P(MetricResendTest, ResentPointsAfterARestartAreStoredOnce) {
 }
 
 TEST_P(MetricResendTest, PushedPointsKeepNoSeqAndBlockNothing) {
-  const std::string id = Submit();
+  const std::string id = SubmitStarted();
   v1::MetricPoint pushed;
   pushed.set_name("loss");
   pushed.set_step(1);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <limits>
 #include <map>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/core.h"
+#include "tests/unit/coordinator/core_on_stores.h"
 #include "tests/unit/coordinator/fakes.h"
 
 namespace gangway::coordinator {
@@ -191,39 +191,14 @@ TEST(MetricRetentionTest, LoadContinuesTheStoredSeries) {
 // ---------------------------------------------------------------------------
 // Through the core, on both stores
 
-class CoreMetricsCapTest : public ::testing::TestWithParam<bool> {
+class CoreMetricsCapTest : public fakes::CoreOnStoresTest {
  protected:
-  CoreMetricsCapTest() {
-    if (GetParam()) {
-      absl::Status error;
-      sqlite_ = dir_.Reopen(&error);
-      EXPECT_NE(sqlite_, nullptr) << error;
-    }
-    MakeCore();
-  }
-  Store* store() { return GetParam() ? static_cast<Store*>(sqlite_) : &fake_; }
+  CoreMetricsCapTest() { MakeCore(); }
   void MakeCore() {
     CoreOptions o;
     o.rendezvous_endpoint = "coord:7070";
     o.metric_points_per_name = 100;
-    core_ = std::make_unique<Core>(store(), &sink_, &clock_, o);
-    ASSERT_TRUE(core_->Recover().ok());
-    EXPECT_TRUE(core_->OnRegister(1, fakes::RegisterMessage("n1")).ok());
-  }
-  std::string Submit() {
-    v1::SubmitJobRequest req;
-    req.set_yaml("name: m\ncommand: [x]\n");
-    std::optional<absl::StatusOr<v1::Job>> answer;
-    core_->Submit(req, [&](absl::StatusOr<v1::Job> job) { answer = std::move(job); });
-    core_->Settle();
-    EXPECT_TRUE(answer && answer->ok());
-    for (const fakes::Sent& s : sink_.Take()) {
-      if (s.msg.has_launch()) {
-        core_->OnAgentMessage(1, fakes::GangStartedMessage(s.msg.launch(), 29500));
-      }
-    }
-    core_->Settle();
-    return answer && answer->ok() ? (*answer)->id() : "";
+    StartCore(o, fakes::RegisterMessage("n1"));
   }
   void Report(const std::string& id, int from, int count) {
     std::vector<v1::MetricPoint> points;
@@ -252,19 +227,12 @@ class CoreMetricsCapTest : public ::testing::TestWithParam<bool> {
     } while (!req.page_token().empty() && *pages < 1000);
     return out;
   }
-
-  fakes::SqliteDir dir_;
-  SqliteStore* sqlite_ = nullptr;
-  fakes::FakeStore fake_;
-  fakes::RecordingSink sink_;
-  common::FakeClock clock_;
-  std::unique_ptr<Core> core_;
 };
 INSTANTIATE_TEST_SUITE_P(Stores, CoreMetricsCapTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Sqlite" : "Fake"; });
+                         fakes::CoreOnStoresTest::StoreName);
 
 TEST_P(CoreMetricsCapTest, StoredPointsStayUnderTheCapAndKeepTheLast) {
-  const std::string id = Submit();
+  const std::string id = SubmitStarted();
   for (int poll = 0; poll < 50; ++poll) Report(id, poll * 100, 100);
   absl::StatusOr<std::vector<v1::MetricPoint>> stored = store()->LoadMetrics(id);
   ASSERT_TRUE(stored.ok());
@@ -274,12 +242,7 @@ TEST_P(CoreMetricsCapTest, StoredPointsStayUnderTheCapAndKeepTheLast) {
   EXPECT_EQ(stored->back().value(), 1000.0 - 4999) << "the last is also the lowest";
 
   // After a restart the series goes on: positions continue, cap holds.
-  core_.reset();
-  if (GetParam()) {
-    absl::Status error;
-    sqlite_ = dir_.Reopen(&error);
-    ASSERT_NE(sqlite_, nullptr) << error;
-  }
+  DropCore();
   MakeCore();
   Report(id, 5000, 100);
   stored = store()->LoadMetrics(id);
@@ -293,7 +256,7 @@ TEST_P(CoreMetricsCapTest, StoredPointsStayUnderTheCapAndKeepTheLast) {
 }
 
 TEST_P(CoreMetricsCapTest, GetMetricsPagesThroughEveryPointOnce) {
-  const std::string id = Submit();
+  const std::string id = SubmitStarted();
   Report(id, 0, 90);
   int pages = 0;
   std::vector<v1::MetricPoint> all = ReadAll(id, 25, &pages);
