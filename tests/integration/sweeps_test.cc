@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -15,23 +14,10 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/sweep_calls.h"
 
 namespace gangway::itest {
 namespace {
-
-std::unique_ptr<v1::Sweeps::Stub> SweepsStub(const Cluster& cluster) {
-  return v1::Sweeps::NewStub(cluster.Channel(cluster.admin_token()));
-}
-
-std::optional<v1::Sweep> GetSweep(const Cluster& cluster, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  v1::GetSweepRequest req;
-  req.set_id(id);
-  v1::Sweep sweep;
-  if (!SweepsStub(cluster)->GetSweep(&ctx, req, &sweep).ok()) return std::nullopt;
-  return sweep;
-}
 
 std::optional<v1::ListSweepsResponse> ListSweeps(const Cluster& cluster) {
   grpc::ClientContext ctx;
@@ -41,30 +27,6 @@ std::optional<v1::ListSweepsResponse> ListSweeps(const Cluster& cluster) {
   v1::ListSweepsResponse resp;
   if (!SweepsStub(cluster)->ListSweeps(&ctx, req, &resp).ok()) return std::nullopt;
   return resp;
-}
-
-// Polls the sweep until it is no longer Running; the last one seen goes to
-// `last`.
-::testing::AssertionResult WaitForSweepEnd(const Cluster& cluster, const std::string& id,
-                                           std::chrono::milliseconds timeout, v1::Sweep* last) {
-  const bool ended = WaitFor(
-      [&] {
-        std::optional<v1::Sweep> s = GetSweep(cluster, id);
-        if (!s) return false;
-        *last = std::move(*s);
-        return last->state() != v1::SWEEP_STATE_RUNNING;
-      },
-      timeout);
-  if (ended) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "sweep " << id << " still Running after " << timeout.count()
-         << " ms: " << last->reason() << " (" << last->trials_size() << " trials)";
-}
-
-std::string SubmittedId(const RunResult& r) {
-  std::smatch m;
-  if (!std::regex_search(r.out, m, std::regex(R"(sweep/(\S+) submitted)"))) return "";
-  return m[1];
 }
 
 int64_t Int(const std::string& text) {
@@ -210,12 +172,9 @@ TEST(SweepsIntegration, ObjectivePrintedLastIsCollected) {
                         "      if [ \"${trial.x}\" = 1 ]; then printf \"loss=1\"; else\n"
                         "      head -c 3000000 /dev/zero | tr \"\\000\" \".\"; echo;\n"
                         "      echo \"loss=${trial.x}\"; fi\n");
-  RunResult submit = cluster.Cli({"submit", spec});
-  ASSERT_EQ(submit.code, 0) << submit.err;
-  const std::string id = SubmittedId(submit);
-  ASSERT_FALSE(id.empty()) << submit.out;
+  std::string id;
   v1::Sweep sweep;
-  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 20s, &sweep));
+  ASSERT_TRUE(RunSweep(cluster, spec, 20s, &id, &sweep));
   ASSERT_EQ(sweep.trials_size(), 2);
   for (const v1::Trial& t : sweep.trials()) {
     SCOPED_TRACE("x=" + t.params().at("x"));
@@ -247,12 +206,9 @@ TEST(SweepsIntegration, HyperbandRunsItsBracketsAndPromotesTheBest) {
       "  resources: {cpus: 0.1, memory: 64Mi}\n"
       "  command: [awk, -v, 'x=${trial.x}', -v, 'e=${trial.epochs}',\n"
       "            'BEGIN { printf \"loss=%.9f\\n\", (x - 0.3) * (x - 0.3) + 1 / e }']\n");
-  RunResult submit = cluster.Cli({"submit", spec});
-  ASSERT_EQ(submit.code, 0) << submit.err;
-  const std::string id = SubmittedId(submit);
-  ASSERT_FALSE(id.empty()) << submit.out;
+  std::string id;
   v1::Sweep sweep;
-  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 60s, &sweep));
+  ASSERT_TRUE(RunSweep(cluster, spec, 60s, &id, &sweep));
   EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
   ASSERT_EQ(sweep.trials_size(), 22);
   std::vector<const v1::Trial*> trials;
@@ -312,12 +268,9 @@ TEST(SweepsIntegration, PbtTrialsStartFromTheirParentsCheckpoints) {
           "      w=$(awk -v w=$w -v lr=${trial.lr} 'BEGIN { printf \"%.9g\", w * (1 - lr) }');\n"
           "      mkdir -p \"$GANGWAY_CHECKPOINT_DIR\" && echo $w > \"$GANGWAY_CHECKPOINT_DIR/w\";\n"
           "      echo w=$w; echo loss=$w\n");
-  RunResult submit = cluster.Cli({"submit", spec});
-  ASSERT_EQ(submit.code, 0) << submit.err;
-  const std::string id = SubmittedId(submit);
-  ASSERT_FALSE(id.empty()) << submit.out;
+  std::string id;
   v1::Sweep sweep;
-  ASSERT_TRUE(WaitForSweepEnd(cluster, id, 60s, &sweep));
+  ASSERT_TRUE(RunSweep(cluster, spec, 60s, &id, &sweep));
   EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
   ASSERT_EQ(sweep.trials_size(), 12);
   std::map<int64_t, const v1::Trial*> by_number;
@@ -376,10 +329,8 @@ TEST(SweepsIntegration, CoordinatorRestartMidSweep) {
                         "trialTemplate:\n"
                         "  resources: {cpus: 1, memory: 64Mi}\n"
                         "  command: [sh, -c, 'sleep 0.5; echo loss=${trial.x}']\n");
-  RunResult submit = cluster.Cli({"submit", spec});
-  ASSERT_EQ(submit.code, 0) << submit.err;
-  const std::string id = SubmittedId(submit);
-  ASSERT_FALSE(id.empty()) << submit.out;
+  std::string id;
+  ASSERT_TRUE(SubmitSweep(cluster, spec, &id));
 
   // Two trials done and two running.
   v1::Sweep before;
