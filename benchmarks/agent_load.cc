@@ -18,9 +18,6 @@
 // with a node certificate each (made by InitCertificates, as `gangway certs
 // init` does), so the two together measure what TLS costs.
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -37,13 +35,13 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "agent/inventory.h"
+#include "benchmarks/coordinator_process.h"
 #include "common/certs.h"
 #include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 using namespace gangway;
-
-extern char** environ;
+using bench::CpuTicks;
 
 namespace {
 
@@ -178,20 +176,6 @@ class FakeAgent : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Coordinat
   bool done_ = false;
 };
 
-// utime + stime of a process, in clock ticks.
-int64_t CpuTicks(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string all((std::istreambuf_iterator<char>(in)), {});
-  std::istringstream rest(all.substr(all.rfind(')') + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoll(field);
-    if (i == 15) stime = std::stoll(field);
-  }
-  return utime + stime;
-}
-
 std::string Status(pid_t pid, const std::string& key) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
@@ -225,12 +209,6 @@ int main(int argc, char** argv) {
 
   std::string state = "/tmp/gangway-agent-load";
   std::filesystem::remove_all(state);
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return 1;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_addclose(&fa, pipefd[0]);
   std::vector<std::string> args{bin,   "--listen",    "127.0.0.1:0", "--state",
                                 state, "--log-level", "warn"};
   const std::string certs = state + "-certs";
@@ -246,20 +224,10 @@ int main(int argc, char** argv) {
     args.insert(args.end(), {"--tls-cert", certs + "/coordinator.crt", "--tls-key",
                              certs + "/coordinator.key", "--tls-ca", certs + "/ca.crt"});
   }
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  pid_t pid;
-  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, cargs.data(), environ) != 0) {
-    std::cerr << "cannot start " << bin << "\n";
-    return 1;
-  }
-  close(pipefd[1]);
-  std::string line;
-  char c;
-  while (read(pipefd[0], &c, 1) == 1 && c != '\n') line += c;
-  const std::string address = line.substr(line.find(' ') + 1);
-  std::cout << "coordinator pid " << pid << " at " << address << "\n";
+  const std::optional<bench::CoordinatorProcess> coordinator = bench::StartCoordinator(args);
+  if (!coordinator) return 1;
+  const pid_t pid = coordinator->pid;
+  const std::string& address = coordinator->address;
 
   auto shared =
       v1::AgentSession::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -396,8 +364,6 @@ int main(int argc, char** argv) {
   }
   for (auto& a : agents) a->Cancel();
   for (auto& a : agents) a->WaitDone();
-  kill(pid, SIGTERM);
-  int status;
-  waitpid(pid, &status, 0);
+  bench::StopCoordinator(pid);
   return registered >= n && !lost ? 0 : 1;
 }

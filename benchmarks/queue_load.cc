@@ -10,9 +10,6 @@
 //   queue_load --coordinator-bin build/coordinator/gangway-coordinator
 //              [--jobs 10000] [--clients 100] [--seconds 30] [--state DIR]
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,17 +19,19 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "benchmarks/coordinator_process.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
 using namespace gangway;
 using Clock = std::chrono::steady_clock;
-
-extern char** environ;
+using bench::CpuTicks;
+using bench::RssKb;
 
 namespace {
 
@@ -52,26 +51,6 @@ double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
-
-int64_t RssKb(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
-  }
-  return 0;
-}
-
-int64_t CpuTicks(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string all((std::istreambuf_iterator<char>(in)), {});
-  std::istringstream rest(all.substr(all.rfind(')') + 2));
-  std::string field;
-  int64_t ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stoll(field);
-  }
-  return ticks;
 }
 
 std::unique_ptr<v1::Control::Stub> OwnConnection(const std::string& address) {
@@ -96,28 +75,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::filesystem::remove_all(state);
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return 1;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_addclose(&fa, pipefd[0]);
-  std::vector<std::string> args{bin,   "--listen",    "127.0.0.1:0", "--state",
-                                state, "--log-level", "warn"};
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  pid_t pid;
-  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, cargs.data(), environ) != 0) {
-    std::cerr << "cannot start " << bin << "\n";
-    return 1;
-  }
-  close(pipefd[1]);
-  std::string line;
-  char c;
-  while (read(pipefd[0], &c, 1) == 1 && c != '\n') line += c;
-  const std::string address = line.substr(line.find(' ') + 1);
-  std::cout << "coordinator pid " << pid << " at " << address << "\n";
+  const std::optional<bench::CoordinatorProcess> coordinator = bench::StartCoordinator(
+      {bin, "--listen", "127.0.0.1:0", "--state", state, "--log-level", "warn"});
+  if (!coordinator) return 1;
+  const pid_t pid = coordinator->pid;
+  const std::string& address = coordinator->address;
 
   Stats stats;
   // The queue: submitted from 8 connections at once.
@@ -242,8 +204,6 @@ int main(int argc, char** argv) {
             << "RPC errors: " << errors << "\n"
             << "coordinator peak RSS " << peak_rss / 1024 << " MiB, CPU " << 100.0 * cpu / run_s
             << "% of one core\n";
-  kill(pid, SIGTERM);
-  int status;
-  waitpid(pid, &status, 0);
+  bench::StopCoordinator(pid);
   return errors == 0 ? 0 : 1;
 }
