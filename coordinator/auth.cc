@@ -35,6 +35,7 @@ constexpr std::array kRules = {
     MethodRule{"gangway.v1.Studies/CreateStudy", Need::kSubmitter, true},
     MethodRule{"gangway.v1.Studies/Ask", Need::kSubmitter, false},
     MethodRule{"gangway.v1.Studies/Tell", Need::kSubmitter, false},
+    MethodRule{"gangway.v1.Studies/BestTrials", Need::kViewer, false},
     // Agents.
     MethodRule{"gangway.v1.AgentSession/Session", Need::kNode, true},
     // Ranks.

@@ -416,6 +416,12 @@ struct CoordinatorServer::Impl final : public AgentSink,
     return Answer(ctx, "gangway.v1.Studies/Tell", req->study_id(), resp,
                   [this, req](Core&, const Principal&) { return studies.Tell(*req); });
   }
+  grpc::ServerUnaryReactor* BestTrials(grpc::CallbackServerContext* ctx,
+                                       const v1::BestTrialsRequest* req,
+                                       v1::BestTrialsResponse* resp) override {
+    return Answer(ctx, "gangway.v1.Studies/BestTrials", req->study_id(), resp,
+                  [this, req](Core&, const Principal&) { return studies.BestTrials(*req); });
+  }
 
   // Streams a rank's log through its agent, chunk by chunk; with follow, polls
   // for more until the rank's job has ended and the log is drained.

@@ -1,10 +1,27 @@
 #include "coordinator/studies.h"
 
+#include <span>
+
 #include "absl/strings/str_cat.h"
 #include "coordinator/sweep_controller.h"
+#include "coordinator/sweep_objectives.h"
 #include "coordinator/sweep_spec.h"
 
 namespace gangway::coordinator {
+namespace {
+
+google::protobuf::Map<std::string, std::string> ParamsText(const tuner::Tuner& t,
+                                                           const tuner::Assignment& assignment) {
+  google::protobuf::Map<std::string, std::string> out;
+  const auto& params = t.space().parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    // ParamText, not FormatValue: 6 digits could leave the bounds.
+    out[params[i].name] = ParamText(assignment[i]);
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request) {
   if (studies_.size() >= kMaxStudies) {
@@ -18,8 +35,19 @@ absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request)
   v1::SweepSpec spec;
   spec.set_name(request.name().empty() ? "study" : request.name());
   *spec.mutable_parameters() = request.parameters();
-  *spec.mutable_objective() = request.objective();
-  if (spec.objective().metric().empty()) spec.mutable_objective()->set_metric("objective");
+  if (request.objectives_size() > 0) {
+    // Metrics name nothing here (the caller tells values), but a sweep's
+    // rules want them distinct.
+    *spec.mutable_objectives() = request.objectives();
+    for (int i = 0; i < spec.objectives_size(); ++i) {
+      v1::ObjectiveSpec* o = spec.mutable_objectives(i);
+      if (o->metric().empty()) o->set_metric(absl::StrCat("objective", i));
+    }
+    if (request.has_objective()) *spec.mutable_objective() = request.objective();
+  } else {
+    *spec.mutable_objective() = request.objective();
+    if (spec.objective().metric().empty()) spec.mutable_objective()->set_metric("objective");
+  }
   *spec.mutable_algorithm() = request.algorithm();
   // Every rule of a sweep spec, with what a study has not (trial template,
   // counts) filled in: the algorithm's settings are bounded there
@@ -35,6 +63,7 @@ absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request)
     ApplySweepSpecDefaults(&full);
     if (absl::Status s = ValidateSweepSpec(full); !s.ok()) return s;
   }
+  MirrorFirstObjective(&spec);
   absl::StatusOr<tuner::SearchSpace> space = SearchSpaceOf(spec);
   if (!space.ok()) return space.status();
   absl::StatusOr<tuner::TunerOptions> options = TunerOptionsOf(spec);
@@ -47,16 +76,20 @@ absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request)
   return study;
 }
 
+absl::StatusOr<Studies::Entry*> Studies::Find(const std::string& id) {
+  auto it = studies_.find(id);
+  if (it == studies_.end()) return absl::NotFoundError(absl::StrCat("no study named '", id, "'"));
+  return &it->second;
+}
+
 absl::StatusOr<v1::AskResponse> Studies::Ask(const v1::AskRequest& request) {
-  auto it = studies_.find(request.study_id());
-  if (it == studies_.end()) {
-    return absl::NotFoundError(absl::StrCat("no study named '", request.study_id(), "'"));
-  }
+  absl::StatusOr<Entry*> found = Find(request.study_id());
+  if (!found.ok()) return found.status();
   if (request.count() < 1 || request.count() > kMaxAskCount) {
     return absl::InvalidArgumentError(
         absl::StrCat("count: must be between 1 and ", kMaxAskCount, ", got ", request.count()));
   }
-  Entry& entry = it->second;
+  Entry& entry = **found;
   if (entry.asked + request.count() > kMaxTrials) {
     return absl::ResourceExhaustedError(
         absl::StrCat("study '", request.study_id(), "' has handed out ", entry.asked,
@@ -66,24 +99,19 @@ absl::StatusOr<v1::AskResponse> Studies::Ask(const v1::AskRequest& request) {
   if (!proposals.ok()) return proposals.status();
   entry.asked += static_cast<int64_t>(proposals->size());
   v1::AskResponse out;
-  const auto& params = it->second.tuner.space().parameters();
   for (const tuner::Proposal& p : *proposals) {
     v1::Proposal* o = out.add_proposals();
     o->set_trial(p.trial_id);
-    for (size_t i = 0; i < params.size(); ++i) {
-      // ParamText, not FormatValue: 6 digits could leave the bounds.
-      (*o->mutable_params())[params[i].name] = ParamText(p.assignment[i]);
-    }
+    *o->mutable_params() = ParamsText(entry.tuner, p.assignment);
   }
   return out;
 }
 
 absl::StatusOr<v1::TellResponse> Studies::Tell(const v1::TellRequest& request) {
-  auto it = studies_.find(request.study_id());
-  if (it == studies_.end()) {
-    return absl::NotFoundError(absl::StrCat("no study named '", request.study_id(), "'"));
-  }
-  tuner::Tuner& t = it->second.tuner;
+  absl::StatusOr<Entry*> found = Find(request.study_id());
+  if (!found.ok()) return found.status();
+  Entry& entry = **found;
+  tuner::Tuner& t = entry.tuner;
   v1::TellResponse out;
   if (request.intermediate()) {
     if (request.step() < 0 || request.step() > kMaxStep) {
@@ -91,7 +119,7 @@ absl::StatusOr<v1::TellResponse> Studies::Tell(const v1::TellRequest& request) {
                                                      " for an intermediate value, got ",
                                                      request.step()));
     }
-    if (it->second.intermediate >= kMaxIntermediate) {
+    if (entry.intermediate >= kMaxIntermediate) {
       return absl::ResourceExhaustedError(absl::StrCat("study '", request.study_id(), "' holds ",
                                                        kMaxIntermediate,
                                                        " intermediate values, the most it may"));
@@ -99,13 +127,48 @@ absl::StatusOr<v1::TellResponse> Studies::Tell(const v1::TellRequest& request) {
     absl::StatusOr<tuner::Decision> d =
         t.ReportIntermediate(request.trial(), request.step(), request.value());
     if (!d.ok()) return d.status();
-    ++it->second.intermediate;
+    ++entry.intermediate;
     out.set_stop(*d == tuner::Decision::kStop);
     return out;
   }
-  absl::Status s =
-      request.failed() ? t.TellFailed(request.trial()) : t.Tell(request.trial(), request.value());
+  if (request.failed()) {
+    if (absl::Status s = t.TellFailed(request.trial()); !s.ok()) return s;
+    return out;
+  }
+  const int n = t.objective_count();
+  if (n >= 2 && request.values_size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "values: study '", request.study_id(), "' has ", n, " objectives, so Tell needs ", n,
+        " values in their order, got ", request.values_size()));
+  }
+  if (n == 1 && request.values_size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("values: study '", request.study_id(),
+                                                   "' has one objective; got ",
+                                                   request.values_size(), " values"));
+  }
+  absl::Status s = request.values_size() > 0
+                       ? t.Tell(request.trial(), std::span<const double>(request.values().data(),
+                                                                         request.values_size()))
+                       : t.Tell(request.trial(), request.value());
   if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::BestTrialsResponse> Studies::BestTrials(const v1::BestTrialsRequest& request) {
+  absl::StatusOr<Entry*> found = Find(request.study_id());
+  if (!found.ok()) return found.status();
+  const tuner::Tuner& t = (*found)->tuner;
+  v1::BestTrialsResponse out;
+  for (const tuner::BestTrial& b : t.pareto_front()) {
+    v1::StudyTrial* trial = out.add_trials();
+    trial->set_trial(b.trial_id);
+    *trial->mutable_params() = ParamsText(t, b.assignment);
+    if (b.objectives.empty()) {
+      trial->add_values(b.objective);
+    } else {
+      for (double v : b.objectives) trial->add_values(v);
+    }
+  }
   return out;
 }
 

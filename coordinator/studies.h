@@ -37,6 +37,7 @@ class Studies {
   absl::StatusOr<v1::Study> Create(const v1::CreateStudyRequest& request);
   absl::StatusOr<v1::AskResponse> Ask(const v1::AskRequest& request);
   absl::StatusOr<v1::TellResponse> Tell(const v1::TellRequest& request);
+  absl::StatusOr<v1::BestTrialsResponse> BestTrials(const v1::BestTrialsRequest& request);
 
  private:
   struct Entry {
@@ -45,6 +46,8 @@ class Studies {
     int64_t asked = 0;         // trials handed out
     int64_t intermediate = 0;  // intermediate values told
   };
+  absl::StatusOr<Entry*> Find(const std::string& id);
+
   std::map<std::string, Entry> studies_;
   int64_t next_ = 1;
 };
