@@ -391,6 +391,7 @@ Region BayesianSampler::TrustRegion(const SearchSpace& space, const SamplerInput
   double best = std::numeric_limits<double>::infinity();
   int incumbent = -1;
   int start = 0;  // First result of the current region.
+  bool collapsed = false;
   for (int i = 0; i < nc; ++i) {
     const double loss = input.completed[i].loss;
     if (i >= init && incumbent >= 0) {
@@ -404,13 +405,15 @@ Region BayesianSampler::TrustRegion(const SearchSpace& space, const SamplerInput
       if (failures == std::max(4, p)) {
         length /= 2;
         failures = 0;
+        collapsed = length < options_.trust_region_min_length;
       }
     }
     if (loss < best) {
       best = loss;
       incumbent = i;
     }
-    if (length < options_.trust_region_min_length) {
+    if (collapsed) {
+      collapsed = false;
       length = initial;
       if (restart) {
         successes = failures = 0;
