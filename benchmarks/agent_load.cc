@@ -20,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -266,6 +267,37 @@ int main(int argc, char** argv) {
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
             << " s\n";
 
+  // Heartbeats spread over each second, as a real fleet's would be, from
+  // registration to the end: while 2,000 jobs are submitted (minutes on a
+  // small machine, each commit synced) the nodes must stay Ready, or they
+  // time out and their jobs are lost before the measurement starts.
+  std::mutex fleet_mu;  // agents[i] is replaced when it churns
+  std::atomic<bool> beating{true};
+  std::atomic<int64_t> beats{0};
+  std::thread heartbeats([&] {
+    auto second = std::chrono::steady_clock::now();
+    while (beating) {
+      for (int i = 0; i < n && beating; ++i) {
+        {
+          std::lock_guard lock(fleet_mu);
+          agents[i]->Heartbeat();
+        }
+        ++beats;
+        std::this_thread::sleep_until(second + std::chrono::microseconds(1'000'000LL * i / n));
+      }
+      second += std::chrono::seconds(1);
+      std::this_thread::sleep_until(second);
+    }
+  });
+  struct Joined {
+    std::atomic<bool>& flag;
+    std::thread& thread;
+    ~Joined() {
+      flag = false;
+      thread.join();
+    }
+  } stop_beating{beating, heartbeats};
+
   // Jobs placed on the simulated nodes (they "run" until the end).
   auto control =
       v1::Control::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -314,12 +346,12 @@ int main(int argc, char** argv) {
     std::cout << "jobs running " << running << " of " << jobs_n << "\n";
   }
 
-  // Heartbeats spread over each second, as a real fleet's would be.
   const int64_t ticks_per_s = sysconf(_SC_CLK_TCK);
   const int64_t cpu0 = CpuTicks(pid);
-  auto start = std::chrono::steady_clock::now();
+  const int64_t beats0 = beats;
+  const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
-  int64_t beats = 0, reconnects = 0;
+  int64_t reconnects = 0;
   std::mt19937 rng(20261201);
   auto next_churn = start + std::chrono::duration<double>(churn_every);
   while (std::chrono::steady_clock::now() < end) {
@@ -327,6 +359,7 @@ int main(int argc, char** argv) {
       // A share of the fleet drops its stream and registers again at once.
       next_churn += std::chrono::duration<double>(churn_every);
       const int k = static_cast<int>(n * churn_percent / 100);
+      std::lock_guard lock(fleet_mu);
       for (int c = 0; c < k; ++c) {
         const int i = static_cast<int>(rng() % n);
         agents[i]->Cancel();
@@ -335,13 +368,7 @@ int main(int argc, char** argv) {
         ++reconnects;
       }
     }
-    for (int i = 0; i < n; ++i) {
-      agents[i]->Heartbeat();
-      ++beats;
-      std::this_thread::sleep_until(start + std::chrono::microseconds(1'000'000LL * i / n));
-    }
-    start += std::chrono::seconds(1);
-    std::this_thread::sleep_until(start);
+    std::this_thread::sleep_until(churn_percent > 0 ? std::min(next_churn, end) : end);
   }
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -350,7 +377,7 @@ int main(int argc, char** argv) {
   const double cpu = double(CpuTicks(pid) - cpu0) / ticks_per_s;
   std::cout << (tls ? "tls" : "plaintext")
             << (channel_per_agent ? ", a connection per agent" : ", one connection") << "\n"
-            << "heartbeats " << beats << " over " << elapsed << " s\n"
+            << "heartbeats " << beats - beats0 << " over " << elapsed << " s\n"
             << "coordinator CPU " << 100.0 * cpu / elapsed << "% of one core\n"
             << "coordinator " << Status(pid, "VmRSS") << "\n"
             << "coordinator " << Status(pid, "Threads") << "\n";
@@ -362,6 +389,7 @@ int main(int argc, char** argv) {
     std::cout << "jobs still running at attempt 1: " << running << " of " << jobs_n
               << (listed ? "" : " (ListJobs failed)") << "; other: " << other << "\n";
   }
+  std::lock_guard lock(fleet_mu);
   for (auto& a : agents) a->Cancel();
   for (auto& a : agents) a->WaitDone();
   bench::StopCoordinator(pid);
