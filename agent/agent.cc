@@ -228,6 +228,10 @@ void Agent::Impl::Handle(const v1::CoordinatorMessage& msg) {
     case v1::CoordinatorMessage::kRegisterAck:
       lease_ms = std::max<int64_t>(0, msg.register_ack().lease_ms());
       lease_grace_ms = std::max<int64_t>(0, msg.register_ack().lease_grace_ms());
+      // A coordinator that never acknowledges would be sent everything
+      // again on each reconnect, and store it twice.
+      coordinator_acks_metrics = msg.register_ack().acks_metrics();
+      if (!coordinator_acks_metrics) outbox.Clear();
       RenewLease();
       return;
     case v1::CoordinatorMessage::kHeartbeatAck:

@@ -64,6 +64,9 @@ struct Agent::Impl {
   // Metrics sent but not acknowledged yet, sent again on the next session;
   // the exits of their ranks wait for them (loop thread).
   MetricsOutbox outbox;
+  // The last RegisterAck said so (RegisterAck.acks_metrics); until the
+  // first, assumed, so nothing sent before it is lost (loop thread).
+  bool coordinator_acks_metrics = true;
   std::set<RankKey> withheld;
   boost::asio::steady_timer metrics_timer{io};
   // Fencing (loop thread): the lease the coordinator grants with each

@@ -74,7 +74,7 @@ void Agent::Impl::SendMetrics(const RankKey& key, MetricsTail& tail, bool drain)
   for (const v1::AgentMessage& msg :
        MetricsMessages(std::get<0>(key), std::get<1>(key), std::get<2>(key), std::move(points))) {
     Write(msg);
-    outbox.Sent(msg, from);
+    if (coordinator_acks_metrics) outbox.Sent(msg, from);
   }
 }
 

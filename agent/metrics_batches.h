@@ -53,6 +53,7 @@ class MetricsOutbox {
   // be lost (a restarted agent has no outbox); nullopt when all is acked.
   std::optional<int64_t> OldestOffset(const Key& key) const;
   void Forget(const Key& key) { ranks_.erase(key); }
+  void Clear() { ranks_.clear(); }
 
   size_t bytes() const;
   int64_t dropped_messages() const { return dropped_; }

@@ -68,6 +68,7 @@ absl::StatusOr<v1::RegisterAck> Core::OnRegister(int64_t session, const v1::Regi
   ack.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
   ack.set_lease_ms(options_.lease_ms);
   ack.set_lease_grace_ms(options_.stop_grace_ms);
+  ack.set_acks_metrics(true);
   return ack;
 }
 

@@ -211,10 +211,12 @@ TEST(MetricsOutboxTest, BoundedPerRankKeepingTheNewest) {
 
 // The coordinator's session ends right after the first metrics reach it,
 // unacknowledged (a coordinator killed before storing them): on the next
-// session the agent sends them again, before the rank's exit.
+// session the agent sends them again, before the rank's exit. With `acks`
+// false it is a coordinator from before MetricsAck, which stored them.
 class ForgetfulCoordinator final : public v1::AgentSession::Service {
  public:
-  explicit ForgetfulCoordinator(v1::LaunchGang launch) : launch_(std::move(launch)) {}
+  explicit ForgetfulCoordinator(v1::LaunchGang launch, bool acks = true)
+      : launch_(std::move(launch)), acks_(acks) {}
 
   grpc::Status Session(
       grpc::ServerContext* ctx,
@@ -224,6 +226,7 @@ class ForgetfulCoordinator final : public v1::AgentSession::Service {
     const int session = sessions_++;
     v1::CoordinatorMessage out;
     out.mutable_register_ack()->set_heartbeat_interval_ms(1000);
+    out.mutable_register_ack()->set_acks_metrics(acks_);
     stream->Write(out);
     if (session == 0) {
       out.Clear();
@@ -237,6 +240,7 @@ class ForgetfulCoordinator final : public v1::AgentSession::Service {
           values_[session].push_back(p.value());
         }
         if (session == 0) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "killed");
+        if (!acks_) continue;
         v1::CoordinatorMessage ack;
         ack.mutable_metrics_ack()->set_job_id(in.metrics().job_id());
         ack.mutable_metrics_ack()->set_attempt(in.metrics().attempt());
@@ -261,6 +265,7 @@ class ForgetfulCoordinator final : public v1::AgentSession::Service {
 
  private:
   v1::LaunchGang launch_;
+  const bool acks_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<int> sessions_{0};
@@ -295,6 +300,44 @@ TEST(AgentMetricsTest, PointsNotAcknowledgedAreSentAgainOnTheNextSession) {
     agent.Stop();
     ASSERT_FALSE(values[0].empty()) << "no point reached the first session";
     EXPECT_EQ(values[1], (std::vector<double>{1, 2, 3})) << "lost with the first session";
+  }
+  server->Shutdown(std::chrono::system_clock::now() + 1s);
+  std::filesystem::remove_all(dir);
+}
+
+// A new agent and a coordinator from before MetricsAck: nothing is ever
+// acknowledged, and what the agent kept it sent again on every reconnect,
+// so the old coordinator stored those points twice. Told by the
+// RegisterAck, the agent keeps nothing for such a coordinator.
+TEST(AgentMetricsTest, ACoordinatorThatDoesNotAcknowledgeIsSentEachPointOnce) {
+  char tmpl[] = "/tmp/gangway-noack-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  v1::LaunchGang launch;
+  launch.set_job_id("noack-1");
+  launch.set_attempt(1);
+  launch.set_master_port(29500);
+  launch.mutable_metrics()->set_kind("stdout");
+  launch.add_argv("sh");
+  launch.add_argv("-c");
+  launch.add_argv("echo loss=1; echo loss=2; sleep 1; echo loss=3");
+  launch.add_ranks()->set_rank(0);
+
+  ForgetfulCoordinator coordinator(launch, /*acks=*/false);
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = testing::Serve(&coordinator, &port);
+  ASSERT_NE(port, 0);
+  {
+    AgentOptions options = testing::LocalAgentOptions(port, dir + "/agent");
+    options.metrics_poll_ms = 50;
+    Agent agent(options);
+    agent.Start();
+    std::map<int, std::vector<double>> values = coordinator.WaitForExit();
+    agent.Stop();
+    ASSERT_FALSE(values[0].empty()) << "no point reached the first session";
+    std::vector<double> all = values[0];
+    all.insert(all.end(), values[1].begin(), values[1].end());
+    EXPECT_EQ(all, (std::vector<double>{1, 2, 3})) << "each point once, in order";
   }
   server->Shutdown(std::chrono::system_clock::now() + 1s);
   std::filesystem::remove_all(dir);
