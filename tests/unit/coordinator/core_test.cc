@@ -638,7 +638,10 @@ TEST_F(CoreTest, JobsPackOntoTheFullestNode) {
   EXPECT_EQ(NodeNamed("b").allocated().gpus(), 0);
   std::set<int32_t> gpus;
   for (const std::string& id : ids) {
-    for (int32_t g : Get(id).ranks(0).gpu_indices()) EXPECT_TRUE(gpus.insert(g).second);
+    // Named: a range-for over a member of the temporary Get() returns reads
+    // freed memory (the temporary dies before the loop body).
+    const v1::Job job = Get(id);
+    for (int32_t g : job.ranks(0).gpu_indices()) EXPECT_TRUE(gpus.insert(g).second);
   }
 }
 
