@@ -13,8 +13,9 @@
 // B x 81 epochs; the score is the noise-free loss at r = 81 of the
 // configuration each would pick (the best observed among its trials at
 // r = 81). Budgets are nested, so one run per seed serves every budget.
-// --trace writes each trial (seed, resource, x, observed loss) for
-// scheduler_optuna.py, which runs Optuna on the same objective.
+// --trace writes each trial (method, seed, trial id, resource, x, observed
+// loss); scheduler_optuna.py runs Optuna on the same objective and noise
+// (its curve and noise reproduce a trace to 1e-15).
 //
 // pbt: the toy of Jaderberg et al. 2017, section 4.1: theta starts at
 // (0.9, 0.9); each trial takes `steps` gradient-ascent steps on the
@@ -109,10 +110,26 @@ Quartiles Summarize(std::vector<double> v) {
   return {at(0.25), at(0.5), at(0.75)};
 }
 
+enum class Method { kRandomFull, kHyperband, kRandomAsha };
+
+const char* MethodName(Method m) {
+  switch (m) {
+    case Method::kRandomFull:
+      return "random@81";
+    case Method::kHyperband:
+      return "hyperband";
+    case Method::kRandomAsha:
+      return "random+asha";
+  }
+  return "?";
+}
+
 // One seed of one method up to the largest budget; the pick at each budget.
-// `hyperband` false: random search with every trial at max resource.
-absl::StatusOr<std::vector<Pick>> RunCurve(bool hyperband, int seed, const Args& args,
+// kRandomFull trains every trial at max resource; kRandomAsha reports every
+// epoch to the tuner's ASHA rule (min 1, eta 3, max 81) and stops when told.
+absl::StatusOr<std::vector<Pick>> RunCurve(Method method, int seed, const Args& args,
                                            std::ofstream* trace) {
+  const bool hyperband = method == Method::kHyperband;
   std::vector<ParameterSpec> ps;
   for (int i = 0; i < 6; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
   if (hyperband) ps.push_back(ParameterSpec::Int("epochs", 1, kMaxResource));
@@ -123,39 +140,61 @@ absl::StatusOr<std::vector<Pick>> RunCurve(bool hyperband, int seed, const Args&
   opts.seed = static_cast<uint64_t>(seed);
   opts.hyperband.resource_parameter = "epochs";
   opts.hyperband.reduction_factor = 3;
+  if (method == Method::kRandomAsha) {
+    opts.early_stopping =
+        AshaOptions{.min_resource = 1, .reduction_factor = 3, .max_resource = kMaxResource};
+  }
   absl::StatusOr<Tuner> tuner = Tuner::Create(*space, opts);
   if (!tuner.ok()) return tuner.status();
 
   std::vector<Pick> picks;
   Pick pick;
   int64_t used = 0;
-  size_t next_budget = 0;
-  const char* method = hyperband ? "hyperband" : "random";
-  while (next_budget < args.budgets.size()) {
+  // Marks the pick at every budget that `more` epochs would overrun; false
+  // once the largest is reached.
+  auto fits = [&](int64_t more) {
+    while (picks.size() < args.budgets.size() &&
+           used + more > int64_t{args.budgets[picks.size()]} * kMaxResource) {
+      picks.push_back(pick);
+    }
+    return picks.size() < args.budgets.size();
+  };
+  auto noisy = [seed](int64_t id, const std::vector<double>& x, int64_t r) {
+    return Curve(x, static_cast<double>(r)) +
+           Noise(static_cast<uint64_t>(seed), static_cast<uint64_t>(id), static_cast<uint64_t>(r));
+  };
+  while (picks.size() < args.budgets.size()) {
     absl::StatusOr<std::vector<Proposal>> asked = tuner->Ask(1);
     if (!asked.ok()) return asked.status();
     if (asked->empty()) return absl::InternalError("sequential ask returned nothing");
     const Proposal& p = asked->front();
     const std::vector<double> x = Xs(p.assignment);
-    const int64_t r = hyperband ? std::get<int64_t>(p.assignment.back()) : kMaxResource;
-    // A trial that would overrun a budget marks the pick at that budget.
-    while (next_budget < args.budgets.size() &&
-           used + r > int64_t{args.budgets[next_budget]} * kMaxResource) {
-      picks.push_back(pick);
-      ++next_budget;
+    int64_t r = hyperband ? std::get<int64_t>(p.assignment.back()) : kMaxResource;
+    double y = 0;
+    if (method == Method::kRandomAsha) {
+      // Epoch by epoch: a trial cut off by the budget never finishes.
+      for (int64_t step = 1; step <= kMaxResource; ++step) {
+        if (!fits(1)) return picks;
+        ++used;
+        y = noisy(p.trial_id, x, step);
+        r = step;
+        absl::StatusOr<Decision> d = tuner->ReportIntermediate(p.trial_id, step, y);
+        if (!d.ok()) return d.status();
+        if (*d == Decision::kStop) break;
+      }
+    } else {
+      // A trial that would overrun a budget is not run within it.
+      if (!fits(r)) return picks;
+      used += r;
+      y = noisy(p.trial_id, x, r);
     }
-    if (next_budget == args.budgets.size()) break;
-    used += r;
-    const double y = Curve(x, static_cast<double>(r)) + Noise(static_cast<uint64_t>(seed),
-                                                              static_cast<uint64_t>(p.trial_id),
-                                                              static_cast<uint64_t>(r));
     if (absl::Status s = tuner->Tell(p.trial_id, y); !s.ok()) return s;
     if (r == kMaxResource && y < pick.observed) {
       pick.observed = y;
       pick.true_final = Curve(x, kMaxResource);
     }
     if (trace != nullptr) {
-      *trace << method << " " << seed << " " << p.trial_id << " " << r;
+      *trace << MethodName(method) << " " << seed << " " << p.trial_id << " " << r;
       for (double v : x) *trace << " " << v;
       *trace << " " << y << "\n";
     }
@@ -201,12 +240,12 @@ int MainHyperband(const Args& args) {
   }
   // [method][budget] -> per-seed noise-free final loss of the pick.
   std::map<std::string, std::vector<std::vector<double>>> scores;
-  for (const bool hb : {false, true}) {
-    auto& s = scores[hb ? "hyperband" : "random@81"];
+  for (const Method m : {Method::kRandomFull, Method::kHyperband, Method::kRandomAsha}) {
+    auto& s = scores[MethodName(m)];
     s.assign(args.budgets.size(), {});
     for (int seed = args.seed0; seed < args.seed0 + args.seeds; ++seed) {
       absl::StatusOr<std::vector<Pick>> picks =
-          RunCurve(hb, seed, args, trace.is_open() ? &trace : nullptr);
+          RunCurve(m, seed, args, trace.is_open() ? &trace : nullptr);
       if (!picks.ok()) {
         std::cerr << picks.status() << "\n";
         return 1;
@@ -229,16 +268,19 @@ int MainHyperband(const Args& args) {
     }
     std::printf("\n");
   }
-  // Paired: seeds where hyperband's pick is better than random's.
-  std::printf("%-12s", "hb better");
-  for (size_t b = 0; b < args.budgets.size(); ++b) {
-    int wins = 0;
-    for (int i = 0; i < args.seeds; ++i) {
-      wins += scores["hyperband"][b][i] < scores["random@81"][b][i];
+  // Paired: seeds where hyperband's pick is better than the other's.
+  for (const auto& [other, label] :
+       {std::pair{"random@81", "hb<random@81"}, std::pair{"random+asha", "hb<rand+asha"}}) {
+    std::printf("%-12s", label);
+    for (size_t b = 0; b < args.budgets.size(); ++b) {
+      int wins = 0;
+      for (int i = 0; i < args.seeds; ++i) {
+        wins += scores["hyperband"][b][i] < scores[other][b][i];
+      }
+      std::printf("  %d/%-24d", wins, args.seeds);
     }
-    std::printf("  %d/%-24d", wins, args.seeds);
+    std::printf("\n");
   }
-  std::printf("\n");
   return 0;
 }
 
