@@ -281,6 +281,14 @@ int MainHyperband(const Args& args) {
     }
     std::printf("\n");
   }
+  // Per seed, for paired comparisons (scheduler_optuna.py --gangway).
+  for (const auto& [name, per_budget] : scores) {
+    for (size_t b = 0; b < args.budgets.size(); ++b) {
+      std::printf("seeds %s %d:", name.c_str(), args.budgets[b]);
+      for (double v : per_budget[b]) std::printf(" %.6f", v);
+      std::printf("\n");
+    }
+  }
   return 0;
 }
 
@@ -380,7 +388,10 @@ int MainPbt(const Args& args) {
 bool ParseArgs(int argc, char** argv, Args* args) {
   if (argc < 2) return false;
   args->mode = argv[1];
-  if (args->mode != "hyperband" && args->mode != "pbt") return false;
+  if (args->mode != "hyperband" && args->mode != "pbt") {
+    std::cerr << "unknown mode " << args->mode << " (hyperband or pbt)\n";
+    return false;
+  }
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) {
@@ -422,9 +433,9 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     }
   }
   if (args->seeds < 1 || args->population < 2 || args->generations < 1 || args->steps < 1 ||
-      args->budgets.empty() || args->budgets.front() < 1) {
+      args->budgets.empty() || args->budgets.front() < 1 || !(args->lr > 0 && args->lr < 0.5)) {
     std::cerr << "--seeds, --generations, --steps and --budgets need values >= 1, "
-                 "--population >= 2\n";
+                 "--population >= 2, --lr in (0, 0.5) (larger diverges)\n";
     return false;
   }
   return true;

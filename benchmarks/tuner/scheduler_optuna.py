@@ -3,6 +3,10 @@
 curve (same objective, noise and budgets), for the table in schedulers.md.
 
     /usr/bin/python3 scheduler_optuna.py [--seeds 20] [--budgets 10,30,100]
+        [--gangway OUT]
+
+OUT: scheduler_compare hyperband's output for the same seeds and budgets;
+then the seeds where each gangway method's pick beats Optuna's are counted.
 
 Each trial reports its loss at every epoch 1..81 and stops when pruned; an
 epoch counts against the budget whether or not the trial is later pruned.
@@ -64,7 +68,11 @@ class BudgetSpent(Exception):
 
 
 def run(seed, budgets):
+    # HyperbandPruner assigns brackets by a hash of the study name and trial
+    # number; the default name is a random UUID, so name it for a rerun to
+    # reproduce.
     study = optuna.create_study(
+        study_name="scheduler-seed-%d" % seed,
         sampler=optuna.samplers.RandomSampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=MAX_RESOURCE, reduction_factor=3))
@@ -106,6 +114,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--seed0", type=int, default=0)
     parser.add_argument("--budgets", default="10,30,100")
+    parser.add_argument("--gangway", help="scheduler_compare hyperband output")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -119,14 +128,32 @@ def main():
     print("optuna %s: RandomSampler + HyperbandPruner(1, %d, 3), %d seeds (%d..%d)"
           % (optuna.__version__, MAX_RESOURCE, args.seeds, args.seed0,
              args.seed0 + args.seeds - 1))
-    line = "%-12s" % "optuna-hb"
+    line = "%-16s" % "optuna-hb"
     for v in scores:
         q1, med, q3 = np.percentile(v, [25, 50, 75])
         line += "  %7.4f [%7.4f, %7.4f]" % (med, q1, q3)
     print(line)
     print("trials started per seed at the largest budget: median %d" % np.median(trials))
     for b, v in zip(budgets, scores):
-        print("budget %d: %s" % (b, " ".join("%.4f" % s for s in v)))
+        print("seeds optuna-hb %d: %s" % (b, " ".join("%.6f" % s for s in v)))
+    if args.gangway:
+        gangway = {}
+        with open(args.gangway) as f:
+            for line in f:
+                if line.startswith("seeds "):
+                    head, values = line.split(":")
+                    _, method, budget = head.split()
+                    gangway[(method, int(budget))] = [float(v) for v in values.split()]
+        for method in sorted({m for m, _ in gangway}):
+            line = "%-16s" % (method + "<optuna")
+            for b, v in zip(budgets, scores):
+                g = gangway.get((method, b))
+                if g is None or len(g) != len(v):
+                    raise SystemExit("%s: no %s at budget %d for %d seeds"
+                                     % (args.gangway, method, b, len(v)))
+                wins = sum(x < y for x, y in zip(g, v))
+                line += "  %d/%-24d" % (wins, len(v))
+            print(line)
 
 
 if __name__ == "__main__":
