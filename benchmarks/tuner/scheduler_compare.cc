@@ -2,7 +2,8 @@
 // equal total resource, on synthetic objectives cheap enough to run many
 // seeds. See schedulers.md for the figures.
 //
-//   scheduler_compare hyperband [--seeds 20] [--budgets 10,30,100] [--tail 1] [--trace F]
+//   scheduler_compare hyperband [--seeds 20] [--budgets 10,30,100] [--tail 1] [--adverse 0]
+//       [--trace F]
 //   scheduler_compare pbt [--seeds 20] [--population 8] [--generations 20]
 //
 // hyperband: hartmann6 on [0,1]^6 as a learning curve,
@@ -64,11 +65,19 @@ double Noise(uint64_t seed, uint64_t trial, uint64_t r) {
 // The learning curve without noise. g in [0.5, 2.5] and a in [0.4, 1.2]
 // depend on coordinates hartmann6 also uses, so the start of a curve says
 // something, not everything, about its end. `tail` scales g: larger, and
-// early losses say less (--tail).
-double Curve(const std::vector<double>& x, double r, double tail) {
-  const double g = tail * (0.5 + 2 * std::abs(x[0] - x[3]));
+// early losses say less (--tail). `adverse` adds to g in proportion to how
+// good hartmann6 is there, so the best configurations start slow and early
+// losses mislead (--adverse; 1 hides f from the first epoch entirely).
+struct Shape {
+  double tail = 1;
+  double adverse = 0;
+};
+
+double Curve(const std::vector<double>& x, double r, const Shape& shape) {
+  const double f = Hartmann6(x);
+  const double g = shape.tail * (0.5 + 2 * std::abs(x[0] - x[3])) - shape.adverse * f;
   const double a = 0.4 + 0.8 * x[4];
-  return Hartmann6(x) + g * std::pow(r, -a);
+  return f + g * std::pow(r, -a);
 }
 
 struct Pick {
@@ -82,7 +91,7 @@ struct Args {
   int seed0 = 0;
   std::vector<int> budgets = {10, 30, 100};
   std::string trace;
-  double tail = 1;
+  Shape shape;
   int population = 8;
   int generations = 20;
   int steps = 4;
@@ -161,8 +170,8 @@ absl::StatusOr<std::vector<Pick>> RunCurve(Method method, int seed, const Args& 
     }
     return picks.size() < args.budgets.size();
   };
-  auto noisy = [seed, tail = args.tail](int64_t id, const std::vector<double>& x, int64_t r) {
-    return Curve(x, static_cast<double>(r), tail) +
+  auto noisy = [seed, &shape = args.shape](int64_t id, const std::vector<double>& x, int64_t r) {
+    return Curve(x, static_cast<double>(r), shape) +
            Noise(static_cast<uint64_t>(seed), static_cast<uint64_t>(id), static_cast<uint64_t>(r));
   };
   while (picks.size() < args.budgets.size()) {
@@ -193,7 +202,7 @@ absl::StatusOr<std::vector<Pick>> RunCurve(Method method, int seed, const Args& 
     if (absl::Status s = tuner->Tell(p.trial_id, y); !s.ok()) return s;
     if (r == kMaxResource && y < pick.observed) {
       pick.observed = y;
-      pick.true_final = Curve(x, kMaxResource, args.tail);
+      pick.true_final = Curve(x, kMaxResource, args.shape);
     }
     if (trace != nullptr) {
       *trace << MethodName(method) << " " << seed << " " << p.trial_id << " " << r;
@@ -206,15 +215,15 @@ absl::StatusOr<std::vector<Pick>> RunCurve(Method method, int seed, const Args& 
 
 // Spearman rank correlation of the noise-free loss at r and at the max
 // resource over uniform points: how informative an early rung is.
-double RankCorrelation(double r, int n, double tail) {
+double RankCorrelation(double r, int n, const Shape& shape) {
   std::mt19937_64 rng(1);
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<double> early(n), final(n);
   for (int i = 0; i < n; ++i) {
     std::vector<double> x(6);
     for (double& v : x) v = u(rng);
-    early[i] = Curve(x, r, tail);
-    final[i] = Curve(x, kMaxResource, tail);
+    early[i] = Curve(x, r, shape);
+    final[i] = Curve(x, kMaxResource, shape);
   }
   auto ranks = [n](const std::vector<double>& v) {
     std::vector<int> order(n);
@@ -233,7 +242,7 @@ double RankCorrelation(double r, int n, double tail) {
 
 int MainHyperband(const Args& args) {
   std::printf("rank correlation of loss at r and at r=%d (10000 uniform points):", kMaxResource);
-  for (int r : {1, 3, 9, 27}) std::printf(" r=%d %.3f", r, RankCorrelation(r, 10000, args.tail));
+  for (int r : {1, 3, 9, 27}) std::printf(" r=%d %.3f", r, RankCorrelation(r, 10000, args.shape));
   std::printf("\n");
   std::ofstream trace;
   if (!args.trace.empty()) {
@@ -407,7 +416,9 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       } else if (flag == "--seed0") {
         args->seed0 = std::stoi(value);
       } else if (flag == "--tail") {
-        args->tail = std::stod(value);
+        args->shape.tail = std::stod(value);
+      } else if (flag == "--adverse") {
+        args->shape.adverse = std::stod(value);
       } else if (flag == "--trace") {
         args->trace = value;
       } else if (flag == "--population") {
@@ -438,9 +449,10 @@ bool ParseArgs(int argc, char** argv, Args* args) {
   }
   if (args->seeds < 1 || args->population < 2 || args->generations < 1 || args->steps < 1 ||
       args->budgets.empty() || args->budgets.front() < 1 || !(args->lr > 0 && args->lr < 0.5) ||
-      !(args->tail >= 0)) {
-    std::cerr << "--seeds, --generations, --steps and --budgets need values >= 1, "
-                 "--population >= 2, --lr in (0, 0.5) (larger diverges), --tail >= 0\n";
+      !(args->shape.tail >= 0) || !(args->shape.adverse >= 0)) {
+    std::cerr
+        << "--seeds, --generations, --steps and --budgets need values >= 1, "
+           "--population >= 2, --lr in (0, 0.5) (larger diverges), --tail and --adverse >= 0\n";
     return false;
   }
   return true;
@@ -452,10 +464,10 @@ bool ParseArgs(int argc, char** argv, Args* args) {
 int main(int argc, char** argv) {
   gangway::tuner::bench::Args args;
   if (!gangway::tuner::bench::ParseArgs(argc, argv, &args)) {
-    std::cerr
-        << "usage: scheduler_compare hyperband|pbt [--seeds N] [--seed0 N] "
-           "[--budgets 10,30,100] [--tail X] [--trace FILE] [--population N] [--generations N] "
-           "[--steps N] [--lr X]\n";
+    std::cerr << "usage: scheduler_compare hyperband|pbt [--seeds N] [--seed0 N] "
+                 "[--budgets 10,30,100] [--tail X] [--adverse X] [--trace FILE] [--population N] "
+                 "[--generations N] "
+                 "[--steps N] [--lr X]\n";
     return 2;
   }
   return args.mode == "hyperband" ? gangway::tuner::bench::MainHyperband(args)

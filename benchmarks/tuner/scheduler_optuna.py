@@ -3,7 +3,7 @@
 curve (same objective, noise and budgets), for the table in schedulers.md.
 
     /usr/bin/python3 scheduler_optuna.py [--seeds 20] [--budgets 10,30,100]
-        [--tail 1] [--gangway OUT]
+        [--tail 1] [--adverse 0] [--gangway OUT]
 
 OUT: scheduler_compare hyperband's output for the same seeds and budgets;
 then the seeds where each gangway method's pick beats Optuna's are counted.
@@ -40,11 +40,12 @@ def hartmann6(x):
     return -total
 
 
-def curve(x, r, tail=1.0):
+def curve(x, r, tail=1.0, adverse=0.0):
     # As scheduler_compare.cc's Curve.
-    g = tail * (0.5 + 2 * abs(x[0] - x[3]))
+    f = hartmann6(x)
+    g = tail * (0.5 + 2 * abs(x[0] - x[3])) - adverse * f
     a = 0.4 + 0.8 * x[4]
-    return hartmann6(x) + g * r ** -a
+    return f + g * r ** -a
 
 
 def splitmix64(z):
@@ -67,7 +68,7 @@ class BudgetSpent(Exception):
     pass
 
 
-def run(seed, budgets, tail):
+def run(seed, budgets, tail, adverse):
     # HyperbandPruner assigns brackets by a hash of the study name and trial
     # number; the default name is a random UUID, so name it for a rerun to
     # reproduce.
@@ -93,13 +94,13 @@ def run(seed, budgets, tail):
         y = math.inf
         for r in range(1, MAX_RESOURCE + 1):
             spend()
-            y = curve(x, r, tail) + noise(seed, trial.number, r)
+            y = curve(x, r, tail, adverse) + noise(seed, trial.number, r)
             trial.report(y, r)
             if r < MAX_RESOURCE and trial.should_prune():
                 raise optuna.TrialPruned()
         if y < state["observed"]:
             state["observed"] = y
-            state["true"] = curve(x, MAX_RESOURCE, tail)
+            state["true"] = curve(x, MAX_RESOURCE, tail, adverse)
         return y
 
     try:
@@ -116,6 +117,8 @@ def main():
     parser.add_argument("--budgets", default="10,30,100")
     parser.add_argument("--tail", type=float, default=1.0,
                         help="scale of the curve's tail, as scheduler_compare --tail")
+    parser.add_argument("--adverse", type=float, default=0.0,
+                        help="slow start of good configurations, as scheduler_compare")
     parser.add_argument("--gangway", help="scheduler_compare hyperband output")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -123,7 +126,7 @@ def main():
     scores = [[] for _ in budgets]
     trials = []
     for seed in range(args.seed0, args.seed0 + args.seeds):
-        picks, n = run(seed, budgets, args.tail)
+        picks, n = run(seed, budgets, args.tail, args.adverse)
         trials.append(n)
         for b, v in enumerate(picks):
             scores[b].append(v)
