@@ -4,16 +4,17 @@
 //
 //   scheduler_compare hyperband [--seeds 20] [--budgets 10,30,100] [--tail 1] [--adverse 0]
 //       [--trace F]
-//   scheduler_compare pbt [--seeds 20] [--population 8] [--generations 20]
+//   scheduler_compare pbt [--seeds 20] [--population 8] [--generations 20] [--steps 4]
+//       [--lr 0.01]
 //
 // hyperband: hartmann6 on [0,1]^6 as a learning curve,
 //   loss(x, r) = f(x) + g(x) * r^-a(x) + noise,  r in 1..81 (epochs),
 // where g and a depend on x, so a trial's early loss ranks it well but not
 // perfectly (a slow starter with small f is misjudged at r = 1). Hyperband
-// (eta 3, s_max 4) and random search at r = 81 run until they have spent
-// B x 81 epochs; the score is the noise-free loss at r = 81 of the
-// configuration each would pick (the best observed among its trials at
-// r = 81). Budgets are nested, so one run per seed serves every budget.
+// (eta 3, s_max 4), random search at r = 81 and random search with ASHA
+// early stopping run until they have spent B x 81 epochs; the score is the noise-free loss at r =
+// 81 of the configuration each would pick (the best observed among its trials at r = 81). Budgets
+// are nested, so one run per seed serves every budget.
 // --trace writes each trial (method, seed, trial id, resource, x, observed
 // loss); scheduler_optuna.py runs Optuna on the same objective and noise
 // (its curve and noise reproduce a trace to 1e-15).
