@@ -30,12 +30,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "benchmarks/tuner/functions.h"
 #include "tuner/tuner.h"
@@ -315,10 +317,56 @@ std::vector<double> Train(std::vector<double> theta, const std::vector<double>& 
   return theta;
 }
 
-absl::StatusOr<double> RunPbt(bool pbt, int seed, const Args& args) {
-  std::vector<ParameterSpec> ps = {ParameterSpec::Double("h0", 0, 1),
-                                   ParameterSpec::Double("h1", 0, 1)};
-  absl::StatusOr<SearchSpace> space = SearchSpace::Create(std::move(ps));
+// A model trained in intervals from a checkpointed state. `train` runs one
+// interval of `trial` (the interval's index within its member's history,
+// for noise) from `state`; `score` is higher-better.
+struct PbtTask {
+  std::vector<ParameterSpec> params;
+  std::vector<double> start;
+  std::function<std::vector<double>(std::vector<double> state, const Assignment& a, int64_t trial,
+                                    int interval)>
+      train;
+  std::function<double(const std::vector<double>&)> score;
+};
+
+PbtTask ToyTask(const Args& args) {
+  return {{ParameterSpec::Double("h0", 0, 1), ParameterSpec::Double("h1", 0, 1)},
+          {0.9, 0.9},
+          [&args](std::vector<double> theta, const Assignment& a, int64_t, int) {
+            return Train(std::move(theta), Xs(a), args.steps, args.lr);
+          },
+          TrueQ};
+}
+
+constexpr int kSgdDims = 10;
+
+// SGD on mean(theta^2) / 2 with unit gradient noise: a large learning rate
+// converges fast but to a noise floor about lr / 2, so a decaying schedule
+// beats every fixed rate. Score: -mean(theta^2), the true loss.
+PbtTask SgdTask(const Args& args, int seed) {
+  return {
+      {ParameterSpec::Double("lr", 1e-3, 1, Scale::kLog)},
+      std::vector<double>(kSgdDims, 3.0),
+      [&args, seed](std::vector<double> theta, const Assignment& a, int64_t trial, int interval) {
+        const double lr = std::get<double>(a[0]);
+        std::mt19937_64 rng(SplitMix64(static_cast<uint64_t>(seed) * 1000003ULL +
+                                       static_cast<uint64_t>(trial) * 131ULL +
+                                       static_cast<uint64_t>(interval)));
+        std::normal_distribution<double> normal;
+        for (int i = 0; i < args.steps; ++i) {
+          for (double& t : theta) t -= lr * (t + normal(rng));
+        }
+        return theta;
+      },
+      [](const std::vector<double>& theta) {
+        double sum = 0;
+        for (double t : theta) sum += t * t;
+        return -sum / static_cast<double>(theta.size());
+      }};
+}
+
+absl::StatusOr<double> RunPbt(bool pbt, int seed, const Args& args, const PbtTask& task) {
+  absl::StatusOr<SearchSpace> space = SearchSpace::Create(task.params);
   if (!space.ok()) return space.status();
   TunerOptions opts;
   opts.algorithm = pbt ? Algorithm::kPbt : Algorithm::kRandom;
@@ -327,21 +375,21 @@ absl::StatusOr<double> RunPbt(bool pbt, int seed, const Args& args) {
   opts.pbt.population = args.population;
   absl::StatusOr<Tuner> tuner = Tuner::Create(*space, opts);
   if (!tuner.ok()) return tuner.status();
-  const std::vector<double> start = {0.9, 0.9};
   double best = -INFINITY;
   if (!pbt) {
-    // Same parallelism and total steps: each member trains its own h from
-    // the start for every generation's steps, scored after each interval.
+    // Same parallelism and total steps: each member trains its own
+    // parameters from the start for every generation's steps, scored after
+    // each interval.
     for (int m = 0; m < args.population; ++m) {
       absl::StatusOr<std::vector<Proposal>> asked = tuner->Ask(1);
       if (!asked.ok()) return asked.status();
-      const std::vector<double> h = Xs(asked->front().assignment);
-      std::vector<double> theta = start;
+      const Proposal& p = asked->front();
+      std::vector<double> state = task.start;
       for (int g = 0; g < args.generations; ++g) {
-        theta = Train(theta, h, args.steps, args.lr);
-        best = std::max(best, TrueQ(theta));
+        state = task.train(std::move(state), p.assignment, p.trial_id, g);
+        best = std::max(best, task.score(state));
       }
-      if (absl::Status s = tuner->Tell(asked->front().trial_id, TrueQ(theta)); !s.ok()) return s;
+      if (absl::Status s = tuner->Tell(p.trial_id, task.score(state)); !s.ok()) return s;
     }
     return best;
   }
@@ -353,11 +401,11 @@ absl::StatusOr<double> RunPbt(bool pbt, int seed, const Args& args) {
       return absl::InternalError("pbt asked fewer than a generation");
     }
     for (const Proposal& p : *asked) {
-      const std::vector<double> from = p.parent ? checkpoints.at(*p.parent) : start;
-      checkpoints[p.trial_id] = Train(from, Xs(p.assignment), args.steps, args.lr);
+      std::vector<double> from = p.parent ? checkpoints.at(*p.parent) : task.start;
+      checkpoints[p.trial_id] = task.train(std::move(from), p.assignment, p.trial_id, g);
     }
     for (const Proposal& p : *asked) {
-      const double q = TrueQ(checkpoints[p.trial_id]);
+      const double q = task.score(checkpoints[p.trial_id]);
       best = std::max(best, q);
       if (absl::Status s = tuner->Tell(p.trial_id, q); !s.ok()) return s;
     }
@@ -366,42 +414,66 @@ absl::StatusOr<double> RunPbt(bool pbt, int seed, const Args& args) {
 }
 
 int MainPbt(const Args& args) {
-  std::map<std::string, std::vector<double>> scores;
-  for (const bool pbt : {false, true}) {
-    for (int seed = args.seed0; seed < args.seed0 + args.seeds; ++seed) {
-      absl::StatusOr<double> q = RunPbt(pbt, seed, args);
+  const bool sgd = args.mode == "pbt-sgd";
+  // Regret: the best possible score minus the best reached.
+  const double top = sgd ? 0 : 1.2;
+  std::map<std::string, std::vector<double>> regrets;
+  for (int seed = args.seed0; seed < args.seed0 + args.seeds; ++seed) {
+    const PbtTask task = sgd ? SgdTask(args, seed) : ToyTask(args);
+    for (const bool pbt : {false, true}) {
+      absl::StatusOr<double> q = RunPbt(pbt, seed, args, task);
       if (!q.ok()) {
         std::cerr << q.status() << "\n";
         return 1;
       }
-      scores[pbt ? "pbt" : "random"].push_back(*q);
+      regrets[pbt ? "pbt" : "random"].push_back(top - *q);
+    }
+    if (sgd) {
+      // The best of 41 fixed rates on a log grid over [1e-3, 1], each run
+      // as a member (its own noise), per seed: an upper bound on what any
+      // fixed rate found by search can do here.
+      double best = INFINITY;
+      for (int i = 0; i <= 40; ++i) {
+        const Assignment a = {std::pow(10.0, -3 + 3 * i / 40.0)};
+        std::vector<double> state = task.start;
+        for (int g = 0; g < args.generations; ++g) {
+          state = task.train(std::move(state), a, 1000 + i, g);
+          best = std::min(best, -task.score(state));
+        }
+      }
+      regrets["fixed41"].push_back(best);
     }
   }
-  std::printf("regret 1.2 - best Q, population %d, %d generations x %d steps, lr %g\n",
-              args.population, args.generations, args.steps, args.lr);
+  std::printf("%s, population %d, %d generations x %d steps%s\n",
+              sgd ? "loss mean(theta^2) of noisy SGD, best reached" : "regret 1.2 - best Q",
+              args.population, args.generations, args.steps,
+              sgd ? "" : absl::StrCat(", lr ", args.lr).c_str());
   std::printf("median [q1, q3] over %d seeds (%d..%d)\n", args.seeds, args.seed0,
               args.seed0 + args.seeds - 1);
-  for (const auto& [name, v] : scores) {
-    std::vector<double> regret;
-    for (double q : v) regret.push_back(1.2 - q);
-    const Quartiles q = Summarize(regret);
+  for (const auto& [name, v] : regrets) {
+    const Quartiles q = Summarize(v);
     std::printf("%-8s %.3e [%.3e, %.3e]\n", name.c_str(), q.median, q.q1, q.q3);
   }
-  // The best fixed schedule: h = (1, 1) throughout (the largest steps).
-  std::vector<double> oracle = {0.9, 0.9};
-  oracle = Train(oracle, {1, 1}, args.generations * args.steps, args.lr);
-  std::printf("%-8s %.3e (h = (1, 1) for every step)\n", "fixed", 1.2 - TrueQ(oracle));
-  int wins = 0;
-  for (int i = 0; i < args.seeds; ++i) wins += scores["pbt"][i] > scores["random"][i];
-  std::printf("pbt better on %d/%d seeds\n", wins, args.seeds);
+  if (!sgd) {
+    // The best fixed schedule: h = (1, 1) throughout (the largest steps).
+    std::vector<double> oracle = {0.9, 0.9};
+    oracle = Train(oracle, {1, 1}, args.generations * args.steps, args.lr);
+    std::printf("%-8s %.3e (h = (1, 1) for every step)\n", "fixed", 1.2 - TrueQ(oracle));
+  }
+  for (const char* other : {"random", "fixed41"}) {
+    if (regrets.count(other) == 0) continue;
+    int wins = 0;
+    for (int i = 0; i < args.seeds; ++i) wins += regrets["pbt"][i] < regrets[other][i];
+    std::printf("pbt better than %s on %d/%d seeds\n", other, wins, args.seeds);
+  }
   return 0;
 }
 
 bool ParseArgs(int argc, char** argv, Args* args) {
   if (argc < 2) return false;
   args->mode = argv[1];
-  if (args->mode != "hyperband" && args->mode != "pbt") {
-    std::cerr << "unknown mode " << args->mode << " (hyperband or pbt)\n";
+  if (args->mode != "hyperband" && args->mode != "pbt" && args->mode != "pbt-sgd") {
+    std::cerr << "unknown mode " << args->mode << " (hyperband, pbt or pbt-sgd)\n";
     return false;
   }
   for (int i = 2; i < argc; ++i) {
@@ -465,7 +537,7 @@ bool ParseArgs(int argc, char** argv, Args* args) {
 int main(int argc, char** argv) {
   gangway::tuner::bench::Args args;
   if (!gangway::tuner::bench::ParseArgs(argc, argv, &args)) {
-    std::cerr << "usage: scheduler_compare hyperband|pbt [--seeds N] [--seed0 N] "
+    std::cerr << "usage: scheduler_compare hyperband|pbt|pbt-sgd [--seeds N] [--seed0 N] "
                  "[--budgets 10,30,100] [--tail X] [--adverse X] [--trace FILE] [--population N] "
                  "[--generations N] "
                  "[--steps N] [--lr X]\n";
