@@ -38,6 +38,7 @@
 #include "agent/inventory.h"
 #include "benchmarks/coordinator_process.h"
 #include "common/certs.h"
+#include "common/list_jobs.h"
 #include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
@@ -318,12 +319,9 @@ int main(int argc, char** argv) {
   // anything else.
   auto tally = [&](int* running, int* other) {
     *running = *other = 0;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ListJobsRequest req;
-    req.set_all(true);
     v1::ListJobsResponse resp;
-    if (grpc::Status s = control->ListJobs(&ctx, req, &resp); !s.ok()) {
+    if (grpc::Status s = common::ListAllJobs(*control, true, std::chrono::seconds(30), &resp);
+        !s.ok()) {
       std::cerr << "ListJobs: " << s.error_message() << "\n";
       return false;
     }

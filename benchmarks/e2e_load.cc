@@ -33,6 +33,7 @@
 #include "agent/agent.h"
 #include "agent/inventory.h"
 #include "common/certs.h"
+#include "common/list_jobs.h"
 #include "common/log.h"
 #include "common/tokens.h"
 #include "coordinator/job_state.h"
@@ -160,11 +161,7 @@ int main(int argc, char** argv) {
 
   v1::ListJobsResponse all;
   for (int tries = 0; tries < 6000; ++tries) {
-    grpc::ClientContext ctx;
-    v1::ListJobsRequest lr;
-    lr.set_all(true);
-    all.Clear();
-    if (!stub->ListJobs(&ctx, lr, &all).ok()) continue;
+    if (!common::ListAllJobs(*stub, true, std::chrono::seconds(30), &all).ok()) continue;
     int done = 0;
     for (const auto& j : all.jobs()) done += coordinator::IsTerminal(j.state());
     if (done == all.jobs_size() && done == jobs_n - failed) break;

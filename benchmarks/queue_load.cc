@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
   const int watchers = clients / 2;
   const int watched = std::min(jobs_n, watchers * 20);  // cancelled over the run
   std::vector<std::thread> threads;
+  const auto watch_deadline = std::chrono::system_clock::now() +
+                              std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                  std::chrono::duration<double>(seconds + 5));
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&, i] {
       auto stub = OwnConnection(address);
@@ -135,6 +138,9 @@ int main(int argc, char** argv) {
       // each until the driver cancels it, then `gangway get` on it.
       for (int j = i; j < watched && !stop; j += watchers) {
         grpc::ClientContext ctx;
+        // A watched job the run did not get to cancel sends nothing more:
+        // the watch ends with the run.
+        ctx.set_deadline(watch_deadline);
         v1::WatchJobRequest req;
         req.set_id(ids[j]);
         auto reader = stub->WatchJob(&ctx, req);
@@ -170,7 +176,12 @@ int main(int argc, char** argv) {
   int64_t peak_rss = RssKb(pid);
   const auto run0 = Clock::now();
   auto canceller = OwnConnection(address);
-  for (int j = 0; j < watched; ++j) {
+  // Bounded by the run: behind a loop saturated by listings each cancel
+  // waits its turn, and 1,000 of them would outlast the run many times.
+  const auto run_end =
+      run0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  int cancelled = 0;
+  for (int j = 0; j < watched && Clock::now() < run_end; ++j, ++cancelled) {
     std::this_thread::sleep_until(run0 + std::chrono::duration<double>(seconds * j / watched));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -189,7 +200,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
 
   std::cout << clients - watchers << " listing and " << watchers << " watching clients for "
-            << run_s << " s\n";
+            << run_s << " s; " << cancelled << " of " << watched << " watched jobs cancelled\n";
   int errors = 0;
   for (const auto& [method, v] : stats.latency_ms) {
     std::cout << method << ": " << v.size() << " calls, p50 " << Percentile(v, 0.5) << " ms, p99 "
@@ -199,7 +210,7 @@ int main(int argc, char** argv) {
     std::cout << "ERROR x" << n << " " << what << "\n";
     errors += n;
   }
-  std::cout << "watches that saw their job end: " << watches_ended << " of " << watched
+  std::cout << "watches that saw their job end: " << watches_ended << " of " << cancelled
             << "; updates read " << watch_updates << "\n"
             << "RPC errors: " << errors << "\n"
             << "coordinator peak RSS " << peak_rss / 1024 << " MiB, CPU " << 100.0 * cpu / run_s

@@ -11,6 +11,7 @@
 #include "cli/sweeps.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
+#include "common/list_jobs.h"
 #include "common/spec.h"
 #include "coordinator/job_state.h"
 
@@ -167,12 +168,8 @@ int Get(Context& ctx, const std::string& id) {
 }
 
 int List(Context& ctx, bool all) {
-  v1::ListJobsRequest req;
-  req.set_all(all);
   v1::ListJobsResponse resp;
-  grpc::ClientContext rpc;
-  SetDeadline(rpc);
-  grpc::Status s = ctx.stub->ListJobs(&rpc, req, &resp);
+  grpc::Status s = common::ListAllJobs(*ctx.stub, all, kRpcTimeout, &resp);
   if (!s.ok()) return Fail(ctx, s);
   if (ctx.output == Output::kTable || ctx.output == Output::kWide) {
     if (int code = ListSweeps(ctx, all); code != 0) return code;

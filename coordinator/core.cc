@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/rank_env.h"
@@ -166,6 +167,29 @@ std::vector<v1::Job> Core::ListJobs(bool all) const {
   }
   std::sort(out.begin(), out.end(),
             [](const v1::Job& a, const v1::Job& b) { return a.seq() < b.seq(); });
+  return out;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Core::ListJobsPage(const v1::ListJobsRequest& req) const {
+  int64_t after = -1;
+  if (!req.page_token().empty() && (!absl::SimpleAtoi(req.page_token(), &after) || after < 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: '", req.page_token(), "' is not a token a ListJobs answer gave"));
+  }
+  const size_t limit = req.page_size() <= 0 || req.page_size() > kMaxListPage
+                           ? kMaxListPage
+                           : static_cast<size_t>(req.page_size());
+  // Pointers first: only the page is copied.
+  std::vector<const v1::Job*> found;
+  for (const auto& [id, job] : jobs_) {
+    if (job.seq() > after && (req.all() || !IsTerminal(job.state()))) found.push_back(&job);
+  }
+  const size_t n = std::min(found.size(), limit);
+  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(n), found.end(),
+                    [](const v1::Job* a, const v1::Job* b) { return a->seq() < b->seq(); });
+  v1::ListJobsResponse out;
+  for (size_t i = 0; i < n; ++i) *out.add_jobs() = *found[i];
+  if (found.size() > n) out.set_next_page_token(absl::StrCat(found[n - 1]->seq()));
   return out;
 }
 

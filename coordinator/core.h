@@ -114,6 +114,11 @@ class Core final : private TrialHost {
               const Principal& who = Principal());
   absl::StatusOr<v1::Job> GetJob(const std::string& id) const;
   std::vector<v1::Job> ListJobs(bool all) const;
+  // One page of ListJobs, oldest first (gangway.proto): at most
+  // kMaxListPage jobs, so a listing never holds the loop for long.
+  // INVALID_ARGUMENT for a page token no answer gave.
+  static constexpr int kMaxListPage = 1000;
+  absl::StatusOr<v1::ListJobsResponse> ListJobsPage(const v1::ListJobsRequest& req) const;
   // PERMISSION_DENIED unless `who` may act on the job's owner's jobs.
   absl::StatusOr<v1::Job> Cancel(const std::string& id, const Principal& who = Principal());
   std::vector<v1::Node> ListNodes() const;

@@ -193,11 +193,7 @@ struct CoordinatorServer::Impl final : public AgentSink,
                                      const v1::ListJobsRequest* req,
                                      v1::ListJobsResponse* resp) override {
     return Answer(ctx, "gangway.v1.Control/ListJobs", "", resp,
-                  [req](Core& c, const Principal&) -> absl::StatusOr<v1::ListJobsResponse> {
-                    v1::ListJobsResponse out;
-                    for (auto& job : c.ListJobs(req->all())) *out.add_jobs() = std::move(job);
-                    return out;
-                  });
+                  [req](Core& c, const Principal&) { return c.ListJobsPage(*req); });
   }
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest*,

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/list_jobs.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/testbed.h"
 
@@ -233,12 +234,8 @@ TEST(StoreDrills, StateDirectoryFullRefusesSubmitsAndRecovers) {
     ASSERT_TRUE(job) << id << " lost";
     EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id;
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  v1::ListJobsRequest req;
-  req.set_all(true);
   v1::ListJobsResponse list;
-  ASSERT_TRUE(bed.stub().ListJobs(&ctx, req, &list).ok());
+  ASSERT_TRUE(common::ListAllJobs(bed.stub(), true, kRpcTimeout, &list).ok());
   EXPECT_EQ(list.jobs_size(), static_cast<int>(acked.size()));
   for (const v1::Job& j : list.jobs()) EXPECT_NE(j.spec().name(), "refused");
 }

@@ -50,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/list_jobs.h"
 #include "common/tls.h"
 #include "gangway/v1/gangway.grpc.pb.h"
 
@@ -433,13 +434,10 @@ class ControlClient {
     return job;
   }
 
+  // Every page.
   std::optional<v1::ListJobsResponse> ListJobs(bool all) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    v1::ListJobsRequest req;
-    req.set_all(all);
     v1::ListJobsResponse resp;
-    if (!stub_->ListJobs(&ctx, req, &resp).ok()) return std::nullopt;
+    if (!common::ListAllJobs(*stub_, all, kRpcTimeout, &resp).ok()) return std::nullopt;
     return resp;
   }
 
