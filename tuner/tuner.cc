@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "tuner/parego.h"
 
 namespace gangway::tuner {
 
@@ -68,11 +69,12 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
       case Algorithm::kRandom:
       case Algorithm::kSobol:
       case Algorithm::kNsga2:
+      case Algorithm::kBayesian:  // ParEGO (tuner/parego.h).
         break;
       default:
         return absl::InvalidArgumentError(absl::StrCat(
             "algorithm.name: ", std::string(AlgorithmName(options.algorithm)),
-            " optimizes one objective; with several use nsga2, random, sobol or grid"));
+            " optimizes one objective; with several use nsga2, bayesian, random, sobol or grid"));
     }
     if (!std::holds_alternative<std::monostate>(options.early_stopping)) {
       return absl::InvalidArgumentError(
@@ -107,7 +109,9 @@ absl::StatusOr<Tuner> Tuner::Create(SearchSpace space, TunerOptions options) {
             absl::StrCat("bayesian trust_region_min_length: must be in (0, 1), got ",
                          options.bayesian.trust_region_min_length));
       }
-      sampler = MakeBayesianSampler(space, options.bayesian, options.seed);
+      sampler = options.objectives.size() >= 2
+                    ? MakeParEgoSampler(options.bayesian, options.seed)
+                    : MakeBayesianSampler(space, options.bayesian, options.seed);
       break;
     case Algorithm::kTpe:
     case Algorithm::kMultivariateTpe: {

@@ -110,9 +110,9 @@ TEST(MultiObjectiveTest, WrongValueCountsAndSingleObjectiveAlgorithmsAreRefused)
   EXPECT_TRUE(t.Tell(ps[0].trial_id, std::vector<double>{1, 2}).ok());
   TunerOptions o;
   o.objectives = {Direction::kMinimize, Direction::kMinimize};
-  o.algorithm = Algorithm::kBayesian;
+  o.algorithm = Algorithm::kTpe;
   auto bad = Tuner::Create(Box(2), o);
-  EXPECT_NE(bad.status().message().find("bayesian optimizes one objective"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("tpe optimizes one objective"), std::string::npos)
       << bad.status();
   o.algorithm = Algorithm::kNsga2;
   o.early_stopping = MedianStoppingOptions{};
