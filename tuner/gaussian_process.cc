@@ -192,7 +192,7 @@ void GaussianProcess::Recondition(bool profile_mean) {
     kj.diagonal().array() += noise_var_ + jitter;
     Eigen::LLT<Eigen::MatrixXd> llt(kj);
     if (llt.info() == Eigen::Success || jitter > 1) {
-      l_ = llt.matrixL();
+      lbuf_ = llt.matrixL();
       noise_var_ += jitter;
       break;
     }
@@ -202,14 +202,13 @@ void GaussianProcess::Recondition(bool profile_mean) {
 
 void GaussianProcess::Solve(bool profile_mean) {
   if (profile_mean) {
-    Eigen::VectorXd kinv1 =
-        l_.triangularView<Eigen::Lower>().solve(Eigen::VectorXd::Ones(y_.size()));
-    l_.triangularView<Eigen::Lower>().transpose().solveInPlace(kinv1);
+    Eigen::VectorXd kinv1 = L().solve(Eigen::VectorXd::Ones(y_.size()));
+    kinv1 = L().transpose().solve(kinv1);
     hp_.mean = kinv1.dot(y_) / kinv1.sum();
   }
   const Eigen::VectorXd resid = y_.array() - hp_.mean;
-  alpha_ = l_.triangularView<Eigen::Lower>().solve(resid);
-  l_.triangularView<Eigen::Lower>().transpose().solveInPlace(alpha_);
+  alpha_ = L().solve(resid);
+  alpha_ = L().transpose().solve(alpha_);
 }
 
 bool GaussianProcess::Update(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
@@ -231,7 +230,7 @@ bool GaussianProcess::Update(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
     const Eigen::MatrixXd k12 = Matern52(SqDist(z_, znew), signal_var_);
     Eigen::MatrixXd k22 = Matern52(SqDist(znew, znew), signal_var_);
     k22.diagonal().array() += noise_var_;
-    const Eigen::MatrixXd l21t = l_.triangularView<Eigen::Lower>().solve(k12);  // n0 x k
+    const Eigen::MatrixXd l21t = L().solve(k12);  // n0 x k
     Eigen::LLT<Eigen::MatrixXd> llt(k22 - l21t.transpose() * l21t);
     if (llt.info() != Eigen::Success) {
       x_ = x;
@@ -239,10 +238,9 @@ bool GaussianProcess::Update(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
       Recondition(profile_mean);
       return false;
     }
-    l_.conservativeResize(n, n);
-    l_.topRightCorner(n0, k).setZero();
-    l_.bottomLeftCorner(k, n0) = l21t.transpose();
-    l_.bottomRightCorner(k, k) = llt.matrixL();
+    GrowFactor(n);
+    lbuf_.block(n0, 0, k, n0) = l21t.transpose();
+    lbuf_.block(n0, n0, k, k) = llt.matrixL();
     x_ = x;
     z_.conservativeResize(n, Eigen::NoChange);
     z_.bottomRows(k) = znew;
@@ -258,7 +256,7 @@ void GaussianProcess::Predict(const Eigen::MatrixXd& xs, Eigen::VectorXd* mean,
   const Eigen::MatrixXd ks = Matern52(SqDist(zs, z_), signal_var_);  // m x n
   *mean = (ks * alpha_).array() + hp_.mean;
   if (var != nullptr) {
-    const Eigen::MatrixXd v = l_.triangularView<Eigen::Lower>().solve(ks.transpose());
+    const Eigen::MatrixXd v = L().solve(ks.transpose());
     *var = (signal_var_ - v.colwise().squaredNorm().transpose().array()).cwiseMax(1e-12);
   }
 }
@@ -277,9 +275,9 @@ void GaussianProcess::PredictWithGradient(const Eigen::VectorXd& x, double* mean
   jac = jac * inv_ls_.asDiagonal();
   *mean = hp_.mean + k.dot(alpha_);
   *dmean = jac.transpose() * alpha_;
-  Eigen::VectorXd v = l_.triangularView<Eigen::Lower>().solve(k);
+  Eigen::VectorXd v = L().solve(k);
   *var = std::max(signal_var_ - v.squaredNorm(), 1e-12);
-  l_.triangularView<Eigen::Lower>().transpose().solveInPlace(v);  // K^-1 k.
+  v = L().transpose().solve(v);  // K^-1 k.
   *dvar = -2.0 * (jac.transpose() * v);
 }
 
@@ -290,12 +288,11 @@ void GaussianProcess::AddObservation(const Eigen::VectorXd& x, double y) {
   const Eigen::ArrayXd r = r2.sqrt();
   const Eigen::VectorXd k =
       (signal_var_ * (1 + kSqrt5 * r + (5.0 / 3.0) * r2) * (-kSqrt5 * r).exp()).matrix();
-  const Eigen::VectorXd lrow = l_.triangularView<Eigen::Lower>().solve(k);
+  const Eigen::VectorXd lrow = L().solve(k);
   const double diag = std::sqrt(std::max(signal_var_ + noise_var_ - lrow.squaredNorm(), 1e-12));
-  l_.conservativeResize(n + 1, n + 1);
-  l_.row(n).head(n) = lrow.transpose();
-  l_.col(n).setZero();
-  l_(n, n) = diag;
+  GrowFactor(n + 1);
+  lbuf_.row(n).head(n) = lrow.transpose();
+  lbuf_(n, n) = diag;
   x_.conservativeResize(n + 1, Eigen::NoChange);
   x_.row(n) = x.transpose();
   z_.conservativeResize(n + 1, Eigen::NoChange);
@@ -303,8 +300,19 @@ void GaussianProcess::AddObservation(const Eigen::VectorXd& x, double y) {
   y_.conservativeResize(n + 1);
   y_[n] = y;
   const Eigen::VectorXd resid = y_.array() - hp_.mean;
-  alpha_ = l_.triangularView<Eigen::Lower>().solve(resid);
-  l_.triangularView<Eigen::Lower>().transpose().solveInPlace(alpha_);
+  alpha_ = L().solve(resid);
+  alpha_ = L().transpose().solve(alpha_);
+}
+
+void GaussianProcess::GrowFactor(int n) {
+  if (lbuf_.rows() >= n) return;
+  const int m = size();
+  // A quarter more than needed: a sweep adds results one at a time, and the
+  // copy then happens once per m/4 results instead of on every one.
+  const int capacity = std::max(n, m + m / 4 + 16);
+  Eigen::MatrixXd grown = Eigen::MatrixXd::Zero(capacity, capacity);
+  grown.topLeftCorner(m, m) = lbuf_.topLeftCorner(m, m);
+  lbuf_.swap(grown);
 }
 
 }  // namespace gangway::tuner

@@ -106,14 +106,23 @@ class GaussianProcess {
  private:
   GaussianProcess() = default;
   void Recondition(bool profile_mean);
-  // Mean (if profiled) and alpha from l_ and y_: O(n^2).
+  // Mean (if profiled) and alpha from the factor and y_: O(n^2).
   void Solve(bool profile_mean);
+  // Const, so that transpose() picks Eigen's read-only overload.
+  const Eigen::TriangularView<const Eigen::Block<const Eigen::MatrixXd>, Eigen::Lower> L() const {
+    return lbuf_.topLeftCorner(size(), size()).triangularView<Eigen::Lower>();
+  }
+  // Room for an n x n factor, keeping the one of size() rows.
+  void GrowFactor(int n);
 
   GpHyperparameters hp_;
   Eigen::MatrixXd x_;  // n x D, raw features.
   Eigen::MatrixXd z_;  // n x D, features / lengthscales.
   Eigen::VectorXd y_;
-  Eigen::MatrixXd l_;       // Lower Cholesky factor of K + noise I.
+  // Lower Cholesky factor of K + noise I in the top-left size() x size()
+  // block; the rest is spare capacity (unset), so that adding a result
+  // writes one row instead of copying the whole factor (8 MB at 1,000).
+  Eigen::MatrixXd lbuf_;
   Eigen::VectorXd alpha_;   // (K + noise I)^-1 (y - mean).
   Eigen::VectorXd inv_ls_;  // 1 / lengthscale.
   double signal_var_ = 1;

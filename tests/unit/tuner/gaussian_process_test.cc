@@ -128,6 +128,34 @@ TEST(GaussianProcessTest, UpdateExtendsTheFactorAndMatchesConditioningFromScratc
   EXPECT_LT((m1 - m2).lpNorm<Eigen::Infinity>(), 1e-8);
 }
 
+// The factor keeps spare capacity and grows past it now and then: results
+// added one at a time across several growths, by Update and by
+// AddObservation, and a copy extended on its own, all match conditioning
+// from scratch.
+TEST(GaussianProcessTest, OneAtATimeExtensionsAcrossGrowthsMatchConditioningFromScratch) {
+  std::mt19937_64 rng(5);
+  const Eigen::MatrixXd x = RandomPoints(90, 3, rng);
+  const Eigen::VectorXd y = Quadratic(x);
+  GaussianProcess gp = GaussianProcess::Fit(x.topRows(5), y.head(5), {}, rng);
+  for (int n = 6; n <= 80; ++n) {
+    ASSERT_TRUE(gp.Update(x.topRows(n), y.head(n), /*profile_mean=*/false)) << n;
+  }
+  GaussianProcess copy = gp;
+  for (int i = 80; i < 90; ++i) copy.AddObservation(x.row(i).transpose(), y[i]);
+  const Eigen::MatrixXd xt = RandomPoints(6, 3, rng);
+  auto expect_same = [&](const GaussianProcess& a, int n) {
+    const GaussianProcess full =
+        GaussianProcess::Condition(x.topRows(n), y.head(n), a.hyperparameters());
+    Eigen::VectorXd m1, v1, m2, v2;
+    a.Predict(xt, &m1, &v1);
+    full.Predict(xt, &m2, &v2);
+    EXPECT_LT((m1 - m2).lpNorm<Eigen::Infinity>(), 1e-7) << n;
+    EXPECT_LT((v1 - v2).lpNorm<Eigen::Infinity>(), 1e-7) << n;
+  };
+  expect_same(copy, 90);
+  expect_same(gp, 80);  // The copy's additions left the original alone.
+}
+
 TEST(AcquisitionTest, LogHMatchesDirectFormulaAndStaysFinite) {
   for (double z : {-3.0, -1.5, -1.0, -0.5, 0.0, 0.7, 2.0, 5.0}) {
     const double phi = std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);
