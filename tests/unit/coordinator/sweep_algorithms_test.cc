@@ -153,6 +153,63 @@ TEST(SweepAlgorithmsTest, MultiObjectiveTrialsCarryEveryValueAndTheFrontIsStored
             std::vector<int64_t>(s.pareto_front().begin(), s.pareto_front().end()));
 }
 
+TEST(SweepAlgorithmsTest, MultiObjectiveBayesianSweepRunsAndARestartProposesTheSame) {
+  // bayesian with several objectives is ParEGO (tuner/parego.h): past its
+  // initial points every proposal comes from the GP on a scalarization.
+  std::string yaml = kTwoObjectives;
+  const std::string nsga2 = "{name: nsga2, seed: 3, settings: {population: 4}}";
+  yaml.replace(yaml.find(nsga2), nsga2.size(), "{name: bayesian, seed: 3}");
+  FakeHost host;
+  SweepController c(&host);
+  absl::StatusOr<v1::Sweep> submitted = c.Submit(Request(yaml));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  std::set<int64_t> finished;
+  auto finish_all = [&](SweepController& controller, FakeHost& h) {
+    const v1::Sweep now = *controller.Get(submitted->id());
+    for (const v1::Trial& t : now.trials()) {
+      if (finished.insert(t.number()).second) Finish(controller, h, t, Points(Param(t, "x")));
+    }
+  };
+  // Three rounds of four: the third is proposed from the model.
+  for (int round = 0; round < 2; ++round) {
+    c.Reconcile();
+    finish_all(c, host);
+  }
+  v1::Sweep s = *c.Get(submitted->id());
+  ASSERT_EQ(s.trials_size(), 8);
+  for (const v1::Trial& t : s.trials()) {
+    ASSERT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.reason();
+    ASSERT_EQ(t.objective_values_size(), 2);
+  }
+  EXPECT_FALSE(s.pareto_front().empty());
+
+  FakeHost host2;
+  SweepController restarted(&host2);
+  ASSERT_TRUE(restarted
+                  .Recover({s},
+                           [](const std::string&) {
+                             return absl::StatusOr<std::vector<v1::MetricPoint>>(
+                                 std::vector<v1::MetricPoint>{});
+                           })
+                  .ok());
+  c.Reconcile();
+  restarted.Reconcile();
+  const v1::Sweep a = *c.Get(s.id()), b = *restarted.Get(s.id());
+  ASSERT_EQ(a.trials_size(), 12);
+  ASSERT_EQ(b.trials_size(), 12);
+  for (int i = 8; i < 12; ++i) {
+    EXPECT_EQ(a.trials(i).params().at("x"), b.trials(i).params().at("x")) << i;
+  }
+  // The batch is spread, not four copies of one point.
+  std::set<std::string> xs;
+  for (int i = 8; i < 12; ++i) xs.insert(a.trials(i).params().at("x"));
+  EXPECT_EQ(xs.size(), 4u);
+  finish_all(c, host);
+  s = *c.Get(s.id());
+  EXPECT_EQ(s.trials_size(), 12);
+  for (const v1::Trial& t : s.trials()) EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
 TEST(SweepAlgorithmsTest, MultiObjectiveSpecRules) {
   auto error = [](const std::string& yaml) {
     SweepController c(nullptr);
