@@ -1,7 +1,8 @@
 // Sweeps on a real coordinator and real agents: a grid through the CLI
 // (submit, watch, get, best), a refused spec, `gangway local` on the Branin
-// example, hyperband's brackets, population-based training with a trainer
-// that checkpoints, and a coordinator restart in the middle of a sweep.
+// example, a multi-objective bayesian sweep, hyperband's brackets,
+// population-based training with a trainer that checkpoints, and a
+// coordinator restart in the middle of a sweep.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -182,6 +183,61 @@ TEST(SweepsIntegration, ObjectivePrintedLastIsCollected) {
     EXPECT_EQ(t.objective(), Double(t.params().at("x")));
   }
   EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+}
+
+// Several objectives with the bayesian algorithm (ParEGO) end to end: every
+// trial carries both values, the stored front is the non-dominated trials,
+// and `gangway best` prints each of them.
+TEST(SweepsIntegration, MultiObjectiveBayesianSweepKeepsTheParetoFront) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  // loss = x, acc = 1 - (x - 0.5)^2: the front is x <= 0.5.
+  const std::string spec = cluster.WriteSpec(
+      "mo-bayesian.yaml",
+      "kind: Sweep\n"
+      "name: mo-bayesian\n"
+      "objectives:\n"
+      "  - {metric: loss, type: minimize}\n"
+      "  - {metric: acc, type: maximize}\n"
+      "parameters:\n"
+      "  - {name: x, type: double, min: 0, max: 1}\n"
+      "algorithm: {name: bayesian, seed: 5}\n"
+      "parallelTrials: 2\n"
+      "maxTrials: 8\n"
+      "maxFailedTrials: 0\n"
+      "trialTemplate:\n"
+      "  resources: {cpus: 0.1, memory: 64Mi}\n"
+      "  command: [awk, -v, 'x=${trial.x}',\n"
+      "            'BEGIN { printf \"loss=%.9f acc=%.9f\\n\", x, 1 - (x - 0.5) * (x - 0.5) }']\n");
+  std::string id;
+  v1::Sweep sweep;
+  ASSERT_TRUE(RunSweep(cluster, spec, 60s, &id, &sweep));
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_SUCCEEDED) << sweep.reason();
+  ASSERT_EQ(sweep.trials_size(), 8);
+  std::set<int64_t> want_front;
+  std::set<std::string> xs;
+  for (const v1::Trial& t : sweep.trials()) {
+    ASSERT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.reason();
+    ASSERT_EQ(t.objective_values_size(), 2);
+    const double x = Double(t.params().at("x"));
+    xs.insert(t.params().at("x"));
+    EXPECT_NEAR(t.objective_values(0), x, 1e-6);
+    EXPECT_NEAR(t.objective_values(1), 1 - (x - 0.5) * (x - 0.5), 1e-6);
+    bool dominated = false;
+    for (const v1::Trial& o : sweep.trials()) {
+      dominated |= o.objective_values(0) < t.objective_values(0) &&
+                   o.objective_values(1) > t.objective_values(1);
+    }
+    if (!dominated) want_front.insert(t.number());
+  }
+  EXPECT_EQ(xs.size(), 8u) << "a point ran twice";
+  EXPECT_EQ(std::set<int64_t>(sweep.pareto_front().begin(), sweep.pareto_front().end()),
+            want_front);
+  RunResult best = cluster.Cli({"best", id});
+  ASSERT_EQ(best.code, 0) << best.err;
+  for (int64_t n : want_front) {
+    EXPECT_NE(best.out.find(absl::StrCat("trial ", n, ": loss=")), std::string::npos) << best.out;
+  }
 }
 
 // Hyperband end to end: one round of epochs 1..9, reduction factor 3 (22
