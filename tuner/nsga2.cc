@@ -11,6 +11,10 @@ namespace {
 
 constexpr uint64_t kRandomPurpose = 11;
 constexpr uint64_t kChildPurpose = 12;
+constexpr uint64_t kRetryPurpose = 13;
+// Draws of a child (then of a random point) before a repeat is accepted: a
+// small discrete space may have no untried point left.
+constexpr int kAttempts = 32;
 
 struct Member {
   size_t trial = 0;  // index into input.trials
@@ -28,16 +32,37 @@ class Nsga2Sampler final : public Sampler {
   std::vector<Assignment> Propose(const SamplerInput& input, int n) override {
     std::vector<Assignment> out;
     const int pop = std::max(2, options_.population);
+    // A child equal to a parent (no crossover and no mutation, or both
+    // undone by snapping to an int's lattice) would spend a trial on a
+    // result already known: such repeats are drawn again. Compared in the
+    // unit cube with a tolerance: a log-scale value decoded from its
+    // encoding can differ from the stored one in the last bit.
+    const SearchSpace& space = *input.space;
+    std::vector<UnitPoint> known;
+    for (const Assignment* t : input.all) known.push_back(space.Encode(*t));
+    auto tried = [&](const Assignment& a) {
+      const UnitPoint u = space.Encode(a);
+      for (const UnitPoint& k : known) {
+        bool same = true;
+        for (size_t i = 0; i < u.size() && same; ++i) same = std::abs(k[i] - u[i]) < 1e-9;
+        if (same) return true;
+      }
+      return false;
+    };
     for (int j = 0; j < n; ++j) {
       const uint64_t k = input.trials.size() + j;
       const int64_t generation = static_cast<int64_t>(k / pop);
       std::vector<Member> parents =
           generation == 0 ? std::vector<Member>{} : Parents(input, generation, pop);
-      if (parents.size() < 2) {
-        out.push_back(Random(*input.space, k));
-        continue;
+      Assignment a;
+      for (int attempt = 0; attempt < 2 * kAttempts; ++attempt) {
+        a = parents.size() >= 2 && attempt < kAttempts
+                ? space.Decode(Child(input, parents, k, attempt))
+                : Random(space, k, attempt);
+        if (!tried(a)) break;
       }
-      out.push_back(input.space->Decode(Child(input, parents, k)));
+      known.push_back(space.Encode(a));
+      out.push_back(std::move(a));
     }
     return out;
   }
@@ -89,8 +114,17 @@ class Nsga2Sampler final : public Sampler {
     return out;
   }
 
-  Assignment Random(const SearchSpace& space, uint64_t k) const {
-    std::mt19937_64 rng = StreamRng(seed_, kRandomPurpose, k);
+  // Attempt 0 keeps the stream a proposal had before repeats were redrawn,
+  // so histories without repeats propose as they did.
+  std::mt19937_64 Stream(uint64_t purpose, uint64_t k, int attempt) const {
+    return attempt == 0 ? StreamRng(seed_, purpose, k)
+                        : StreamRng(seed_, kRetryPurpose,
+                                    (k * 2 * kAttempts + static_cast<uint64_t>(attempt)) * 2 +
+                                        (purpose == kChildPurpose ? 1 : 0));
+  }
+
+  Assignment Random(const SearchSpace& space, uint64_t k, int attempt) const {
+    std::mt19937_64 rng = Stream(kRandomPurpose, k, attempt);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     UnitPoint u(space.size());
     for (double& x : u) x = uniform(rng);
@@ -105,8 +139,9 @@ class Nsga2Sampler final : public Sampler {
     return a.crowding >= b.crowding ? a : b;
   }
 
-  UnitPoint Child(const SamplerInput& input, const std::vector<Member>& parents, uint64_t k) const {
-    std::mt19937_64 rng = StreamRng(seed_, kChildPurpose, k);
+  UnitPoint Child(const SamplerInput& input, const std::vector<Member>& parents, uint64_t k,
+                  int attempt) const {
+    std::mt19937_64 rng = Stream(kChildPurpose, k, attempt);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     const UnitPoint& p1 =
         input.space->Encode(*input.trials[Tournament(parents, rng).trial].assignment);

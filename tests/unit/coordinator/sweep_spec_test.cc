@@ -868,6 +868,13 @@ TEST(ExamplesTest, SweepsParse) {
   ASSERT_TRUE(space.ok()) << space.status();
   EXPECT_EQ(space->GridSize({}).value_or(0), 35u);
   EXPECT_EQ(common::SpecKind(ReadExample("quadratic-grid.yaml")).value_or("?"), "Sweep");
+
+  auto two = ParseSweepSpec(ReadExample("two-objectives.yaml"));
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->spec.objectives_size(), 2);
+  EXPECT_EQ(two->spec.objectives(1).metric(), "latency_ms");
+  EXPECT_EQ(two->spec.algorithm().name(), "nsga2");
+  EXPECT_TRUE(SearchSpaceOf(two->spec).ok());
 }
 
 // Random byte flips, insertions and truncations of a valid spec: every result
