@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Hypervolume of gangway's NSGA-II against Optuna's NSGAIISampler, same run.
+"""Hypervolume of gangway's NSGA-II and ParEGO (bayesian with two objectives)
+against Optuna's NSGAIISampler, same run.
 
 For ZDT1 (30 variables) and bi-objective DTLZ2 (11 variables), seeds
 0..S-1, sequential trials: runs mo_trace (gangway) and Optuna in this
@@ -96,6 +97,9 @@ def main():
             t0 = time.time()
             runs = gangway_runs(a.mo_trace, problem, "nsga2", a.seeds, max(BUDGETS), pop)
             contenders.append(("gangway nsga2 pop %d" % pop, runs, time.time() - t0))
+        t0 = time.time()
+        runs = gangway_runs(a.mo_trace, problem, "bayesian", a.seeds, max(BUDGETS), 20)
+        contenders.append(("gangway bayesian (ParEGO)", runs, time.time() - t0))
         t0 = time.time()
         runs = gangway_runs(a.mo_trace, problem, "random", a.seeds, max(BUDGETS), 20)
         contenders.append(("gangway random", runs, time.time() - t0))

@@ -1,7 +1,8 @@
-// Runs gangway's multi-objective samplers on ZDT1 (30 variables) and
-// bi-objective DTLZ2 (11 variables), sequential ask/tell, and writes every
-// trial's objective values as JSON for mo_compare.py, which runs Optuna's
-// NSGA-II on the same problems and seeds and computes hypervolumes.
+// Runs gangway's multi-objective samplers (nsga2, bayesian = ParEGO, random,
+// sobol) on ZDT1 (30 variables) and bi-objective DTLZ2 (11 variables),
+// sequential ask/tell, and writes every trial's objective values as JSON for
+// mo_compare.py, which runs Optuna's NSGA-II on the same problems and seeds
+// and computes hypervolumes.
 //
 //   mo_trace --problem zdt1 --sampler nsga2 --population 20 --seeds 20 --trials 100 >trace.json
 #include <cmath>
