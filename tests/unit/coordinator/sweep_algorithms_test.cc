@@ -83,6 +83,14 @@ trialTemplate:
   command: [train, '${trial.x}']
 )";
 
+// A controller restarted from a stored sweep whose trials left no metric
+// series (their outcomes are in the stored trials).
+absl::Status RecoverWithoutMetrics(SweepController& controller, const v1::Sweep& stored) {
+  return controller.Recover({stored}, [](const std::string&) {
+    return absl::StatusOr<std::vector<v1::MetricPoint>>(std::vector<v1::MetricPoint>{});
+  });
+}
+
 v1::SubmitSweepRequest Request(const std::string& yaml) {
   v1::SubmitSweepRequest r;
   r.set_yaml(yaml);
@@ -141,13 +149,7 @@ TEST(SweepAlgorithmsTest, MultiObjectiveTrialsCarryEveryValueAndTheFrontIsStored
   SweepController restarted(&host2);
   v1::Sweep stored = s;
   stored.clear_pareto_front();  // recomputed, not trusted
-  ASSERT_TRUE(restarted
-                  .Recover({stored},
-                           [](const std::string&) {
-                             return absl::StatusOr<std::vector<v1::MetricPoint>>(
-                                 std::vector<v1::MetricPoint>{});
-                           })
-                  .ok());
+  ASSERT_TRUE(RecoverWithoutMetrics(restarted, stored).ok());
   v1::Sweep replayed = *restarted.Get(s.id());
   EXPECT_EQ(std::vector<int64_t>(replayed.pareto_front().begin(), replayed.pareto_front().end()),
             std::vector<int64_t>(s.pareto_front().begin(), s.pareto_front().end()));
@@ -185,13 +187,7 @@ TEST(SweepAlgorithmsTest, MultiObjectiveBayesianSweepRunsAndARestartProposesTheS
 
   FakeHost host2;
   SweepController restarted(&host2);
-  ASSERT_TRUE(restarted
-                  .Recover({s},
-                           [](const std::string&) {
-                             return absl::StatusOr<std::vector<v1::MetricPoint>>(
-                                 std::vector<v1::MetricPoint>{});
-                           })
-                  .ok());
+  ASSERT_TRUE(RecoverWithoutMetrics(restarted, s).ok());
   c.Reconcile();
   restarted.Reconcile();
   const v1::Sweep a = *c.Get(s.id()), b = *restarted.Get(s.id());
@@ -324,13 +320,7 @@ trialTemplate:
   // A restarted controller continues the same lineages.
   FakeHost host2;
   SweepController restarted(&host2);
-  ASSERT_TRUE(restarted
-                  .Recover({s},
-                           [](const std::string&) {
-                             return absl::StatusOr<std::vector<v1::MetricPoint>>(
-                                 std::vector<v1::MetricPoint>{});
-                           })
-                  .ok());
+  ASSERT_TRUE(RecoverWithoutMetrics(restarted, s).ok());
   c.Reconcile();
   restarted.Reconcile();
   v1::Sweep a = *c.Get(id), b = *restarted.Get(id);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/unit/tuner/zdt1.h"
 #include "tuner/pareto.h"
 #include "tuner/tuner.h"
 
@@ -54,28 +55,9 @@ TEST(ParEgoTest, AugmentedChebyshevMatchesAHandComputedCase) {
   EXPECT_GT(AugmentedChebyshev(g, w), AugmentedChebyshev(f, w));
 }
 
-// ZDT1 in d dimensions: both objectives minimized, front f2 = 1 - sqrt(f1).
-std::vector<double> Zdt1(const Assignment& a) {
-  const double f1 = std::get<double>(a[0]);
-  double g = 0;
-  for (size_t i = 1; i < a.size(); ++i) g += std::get<double>(a[i]);
-  g = 1 + 9 * g / static_cast<double>(a.size() - 1);
-  return {f1, g * (1 - std::sqrt(f1 / g))};
-}
-
-SearchSpace Box(int d) {
-  std::vector<ParameterSpec> ps;
-  for (int i = 0; i < d; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
-  return *SearchSpace::Create(ps);
-}
-
-Tuner MultiTuner(Algorithm algorithm, uint64_t seed, int d) {
-  TunerOptions o;
-  o.algorithm = algorithm;
-  o.seed = seed;
-  o.objectives = {Direction::kMinimize, Direction::kMinimize};
-  return *Tuner::Create(Box(d), o);
-}
+using mo_test::Box;
+using mo_test::MultiTuner;
+using mo_test::Zdt1;
 
 TEST(ParEgoTest, ProposesWhatTheGpSamplerDoesOnTheScalarizedLosses) {
   // Completed, failed and pending trials interleaved: the scalar loss of
