@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -691,6 +692,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     }
     GW_LOG_INFO("metrics on port {} (/metrics)", impl->telemetry->port());
   }
+  impl->studies.set_clock([] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  });
   impl->ScheduleTick();
   Impl* raw = impl.get();
   impl->loop = std::thread([raw] { raw->io.run(); });

@@ -72,7 +72,7 @@ absl::StatusOr<v1::Study> Studies::Create(const v1::CreateStudyRequest& request)
   if (!t.ok()) return t.status();
   v1::Study study;
   study.set_id(absl::StrCat(spec.name(), "-", next_++));
-  studies_.emplace(study.id(), Entry{spec.name(), *std::move(t)});
+  studies_.emplace(study.id(), Entry{spec.name(), *std::move(t), 0, 0, AskPace{}});
   return study;
 }
 
@@ -95,8 +95,11 @@ absl::StatusOr<v1::AskResponse> Studies::Ask(const v1::AskRequest& request) {
         absl::StrCat("study '", request.study_id(), "' has handed out ", entry.asked,
                      " trials; a study may have at most ", kMaxTrials, " (create a new one)"));
   }
-  absl::StatusOr<std::vector<tuner::Proposal>> proposals = entry.tuner.Ask(request.count());
+  const int count = now_ms_ ? entry.pace.Cap(request.count()) : request.count();
+  const int64_t asked_ms = now_ms_ ? now_ms_() : 0;
+  absl::StatusOr<std::vector<tuner::Proposal>> proposals = entry.tuner.Ask(count);
   if (!proposals.ok()) return proposals.status();
+  if (now_ms_) entry.pace.Record(static_cast<int>(proposals->size()), now_ms_() - asked_ms);
   entry.asked += static_cast<int64_t>(proposals->size());
   v1::AskResponse out;
   for (const tuner::Proposal& p : *proposals) {

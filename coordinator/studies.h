@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
+#include "coordinator/ask_pace.h"
 #include "gangway/v1/gangway.pb.h"
 #include "tuner/tuner.h"
 
@@ -39,13 +42,20 @@ class Studies {
   absl::StatusOr<v1::TellResponse> Tell(const v1::TellRequest& request);
   absl::StatusOr<v1::BestTrialsResponse> BestTrials(const v1::BestTrialsRequest& request);
 
+  // A monotonic clock in ms: with one, an Ask hands out fewer than `count`
+  // proposals (at least one) when the study's last ones took long
+  // (AskPace); without (tests), all of them.
+  void set_clock(std::function<int64_t()> now_ms) { now_ms_ = std::move(now_ms); }
+
  private:
   struct Entry {
     std::string name;
     tuner::Tuner tuner;
     int64_t asked = 0;         // trials handed out
     int64_t intermediate = 0;  // intermediate values told
+    AskPace pace;
   };
+  std::function<int64_t()> now_ms_;
   absl::StatusOr<Entry*> Find(const std::string& id);
 
   std::map<std::string, Entry> studies_;

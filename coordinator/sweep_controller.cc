@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "coordinator/ask_pace.h"
 #include "coordinator/job_state.h"
 #include "coordinator/sweep_objectives.h"
 #include "coordinator/sweep_tuner_options.h"
@@ -63,6 +64,7 @@ struct SweepController::Rec {
   // Per job, each objective metric's finite and non-finite values, in
   // report order.
   std::map<std::string, std::map<std::string, std::vector<double>>> objective_series;
+  AskPace pace;
 };
 
 SweepController::SweepController(TrialHost* host) : host_(host) {}
@@ -404,7 +406,11 @@ void SweepController::Fill(Rec& rec) {
   }
   const int n = std::min(spec.parallel_trials() - active, spec.max_trials() - created);
   if (n <= 0) return;
-  absl::StatusOr<std::vector<tuner::Proposal>> proposals = rec.tuner->Ask(n);
+  const int64_t asked_ms = host_->NowMs();
+  absl::StatusOr<std::vector<tuner::Proposal>> proposals = rec.tuner->Ask(rec.pace.Cap(n));
+  if (proposals.ok()) {
+    rec.pace.Record(static_cast<int>(proposals->size()), host_->NowMs() - asked_ms);
+  }
   if (!proposals.ok()) {
     Finish(rec, v1::SWEEP_STATE_FAILED,
            absl::StrCat("the tuner failed: ", proposals.status().message()));

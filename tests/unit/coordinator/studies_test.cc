@@ -84,6 +84,25 @@ TEST(StudiesTest, SeveralObjectivesTakeOneValueEachAndBestTrialsIsTheParetoFront
   }
 }
 
+// With a clock (the server's), a study whose proposals took long hands out
+// about 50 ms of them per Ask, at least one, so a client asking for a large
+// batch does not hold the coordinator's loop; once they are fast again, all.
+TEST(StudiesTest, ASlowStudyHandsOutFewerProposalsPerAskWithAClock) {
+  Studies studies;
+  int64_t now = 0, step = 0;
+  studies.set_clock([&] { return now += step; });
+  absl::StatusOr<v1::Study> study = studies.Create(TwoObjectives("random"));
+  ASSERT_TRUE(study.ok()) << study.status();
+  step = 100;                                           // every ask takes 100 ms
+  EXPECT_EQ(Ask(studies, study->id(), 4).size(), 4u);   // nothing to go by yet
+  EXPECT_EQ(Ask(studies, study->id(), 10).size(), 2u);  // 25 ms each before
+  EXPECT_EQ(Ask(studies, study->id(), 10).size(), 1u);  // 50 ms each before
+  EXPECT_EQ(Ask(studies, study->id(), 10).size(), 1u);
+  step = 0;
+  EXPECT_EQ(Ask(studies, study->id(), 10).size(), 1u);  // 100 ms before
+  EXPECT_EQ(Ask(studies, study->id(), 10).size(), 10u);
+}
+
 TEST(StudiesTest, ATellWithTheWrongNumberOfValuesNamesHowManyTheStudyHas) {
   Studies studies;
   absl::StatusOr<v1::Study> study = studies.Create(TwoObjectives("nsga2"));

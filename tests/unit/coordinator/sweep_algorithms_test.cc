@@ -29,7 +29,9 @@ class FakeHost : public TrialHost {
     return id;
   }
   void StopTrialJob(const std::string& job_id, const std::string&) override { live_.erase(job_id); }
-  int64_t NowMs() const override { return 0; }
+  // Each reading is step_ms later than the one before (0: time stands still).
+  int64_t NowMs() const override { return now_ms_ += step_ms; }
+  int64_t step_ms = 0;
   int64_t NextSeq() override { return ++seq_; }
   bool TrialJobLive(const std::string& job_id) const override { return live_.count(job_id) > 0; }
   void End(const std::string& job_id) { live_.erase(job_id); }
@@ -38,6 +40,7 @@ class FakeHost : public TrialHost {
  private:
   int jobs_ = 0;
   int64_t seq_ = 0;
+  mutable int64_t now_ms_ = 0;
   std::set<std::string> live_;
   std::map<std::string, v1::JobSpec> specs_;
 };
@@ -204,6 +207,46 @@ TEST(SweepAlgorithmsTest, MultiObjectiveBayesianSweepRunsAndARestartProposesTheS
   s = *c.Get(s.id());
   EXPECT_EQ(s.trials_size(), 12);
   for (const v1::Trial& t : s.trials()) EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+// The tuner runs on the coordinator's loop: once its proposals take long,
+// a pass asks for about 50 ms of them (at least one) and the next pass
+// for more, rather than for every free slot at once (AskPace).
+TEST(SweepAlgorithmsTest, ASlowTunerIsAskedForFewerProposalsPerPass) {
+  FakeHost host;
+  SweepController c(&host);
+  absl::StatusOr<v1::Sweep> submitted = c.Submit(Request(R"(kind: Sweep
+name: slow
+objective: {metric: loss, type: minimize}
+parameters:
+  - {name: x, type: double, min: 0, max: 1}
+algorithm: {name: random, seed: 1}
+parallelTrials: 8
+maxTrials: 40
+trialTemplate:
+  command: [train, '${trial.x}']
+)"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string id = submitted->id();
+  // The first ask has nothing to go by: every slot. Its 8 proposals take
+  // 200 ms, 25 ms each.
+  host.step_ms = 200;
+  c.Reconcile();
+  v1::Sweep s = *c.Get(id);
+  ASSERT_EQ(s.trials_size(), 8);
+  for (const v1::Trial& t : s.trials()) Finish(c, host, t, {Pt("loss", Param(t, "x"))});
+  // 8 free slots, 50 ms / 25 ms: two now (200 ms, 100 ms each), then one
+  // per pass.
+  c.Reconcile();
+  EXPECT_EQ(c.Get(id)->trials_size(), 10);
+  c.Reconcile();
+  EXPECT_EQ(c.Get(id)->trials_size(), 11);
+  // Fast again: the rest of the slots in one pass.
+  host.step_ms = 0;
+  c.Reconcile();
+  EXPECT_EQ(c.Get(id)->trials_size(), 12);
+  c.Reconcile();
+  EXPECT_EQ(c.Get(id)->trials_size(), 16);
 }
 
 TEST(SweepAlgorithmsTest, MultiObjectiveSpecRules) {
