@@ -94,11 +94,54 @@ void BM_MultivariateTpeSuggest(benchmark::State& state) {
 }
 void BM_CmaEsSuggest(benchmark::State& state) { Step(state, Algorithm::kCmaEs); }
 
+// One batch ask of the bayesian sampler after a history of random results:
+// args objectives (2: ParEGO, a GP fit per proposal), history, batch. What
+// the coordinator's AskPace spreads over its ticks.
+void BM_BayesianBatch(benchmark::State& state) {
+  const int objectives = static_cast<int>(state.range(0));
+  const int history = static_cast<int>(state.range(1));
+  const int batch = static_cast<int>(state.range(2));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<ParameterSpec> ps;
+    for (int i = 0; i < 6; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
+    TunerOptions o;
+    o.algorithm = Algorithm::kBayesian;
+    o.seed = 1;
+    o.objectives.assign(objectives, Direction::kMinimize);
+    Tuner t = *Tuner::Create(*SearchSpace::Create(ps), o);
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<double> u;
+    for (int i = 0; i < history; ++i) {
+      std::vector<double> x(6);
+      Assignment a;
+      for (double& v : x) {
+        v = u(rng);
+        a.emplace_back(v);
+      }
+      (void)t.Register(i, a);
+      std::vector<double> f(objectives, Hartmann6(x));
+      for (int k = 1; k < objectives; ++k) f[k] = x[0] * k - x[1];
+      (void)t.Tell(i, f);
+    }
+    state.ResumeTiming();
+    auto p = t.Ask(batch);
+    benchmark::DoNotOptimize(p);
+  }
+}
+
 BENCHMARK(BM_BayesianSuggest)->Arg(50)->Iterations(20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BayesianSuggest)->Arg(200)->Iterations(26)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BayesianSuggest)->Arg(1000)->Iterations(64)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BayesianSuggest)->Arg(2000)->Iterations(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BayesianRefitEveryAsk)->Arg(200)->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BayesianBatch)
+    ->Args({1, 200, 32})
+    ->Args({2, 20, 8})
+    ->Args({2, 200, 8})
+    ->Args({2, 200, 32})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RandomSuggest)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TpeSuggest)->Arg(200)->Arg(1000)->Iterations(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MultivariateTpeSuggest)
