@@ -109,6 +109,15 @@ ClusterOptions TwoNodes() {
   options.agents = 2;
   options.agent_cpus = "2";  // a 2 x 2 gang of 1-core ranks needs both nodes
   options.agent_memory = "4Gi";
+  // No faults here, so no fault-test timings: with the harness's 2 s node
+  // timeout (and so a 2 s lease, acked every 0.67 s) a stall of the whole
+  // box longer than about 1.3 s stops every rank. A shared 2-core machine
+  // under `ctest -j2` was seen stalling 7 s, and these jobs run for 10 to
+  // 30 s: once, both agents' leases ran out in the same millisecond and the
+  // keepers killed both torchruns (exit 137). A 30 s lease outlasts such a
+  // stall; nothing here waits on the node timeout.
+  options.coordinator_flags = {"--node-timeout", "30", "--heartbeat-interval", "0.2",
+                               "--stop-grace",   "1",  "--restart-backoff",    "0.2"};
   return options;
 }
 
