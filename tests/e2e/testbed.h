@@ -89,7 +89,7 @@ class Testbed : public itest::ControlClient {
     for (int i = 0; i < options_.agents; ++i) {
       if (auto r = StartAgent(i, options_.agent_delay, options_.agent_jitter); !r) return r;
     }
-    if (!WaitFor([&] { return ReadyNodes() == options_.agents; }, 15s)) {
+    if (!WaitFor([&] { return ReadyNodes() == options_.agents; }, itest::kStartTimeout)) {
       return ::testing::AssertionFailure()
              << "only " << ReadyNodes() << " of " << options_.agents << " nodes became Ready";
     }
@@ -145,7 +145,7 @@ class Testbed : public itest::ControlClient {
           return coordinator_->Stdout().find("listening ") != std::string::npos ||
                  coordinator_->exited();
         },
-        10s);
+        itest::kStartTimeout);
     if (!up || coordinator_->exited()) {
       return ::testing::AssertionFailure() << "coordinator did not start; stderr:\n"
                                            << coordinator_->Stderr();

@@ -64,6 +64,12 @@ using Env = std::vector<std::pair<std::string, std::string>>;
 
 inline constexpr auto kPollInterval = 10ms;
 inline constexpr auto kRpcTimeout = 5s;
+// How long a coordinator may take to print its address, and its agents to
+// be Ready. It takes ~0.1 s, but it fsyncs its first files (job token key,
+// SQLite schema): on a shared 2-core box under `ctest -j2` one start sat 7 s
+// between creating its state dir and its key file, then ~1 s per fsync, and
+// missed a 10 s bound. A wait on a condition, so the bound costs nothing.
+inline constexpr auto kStartTimeout = 30s;
 
 inline std::string BinaryPath(const std::string& relative) {
   return std::string(GANGWAY_BINARY_DIR) + "/" + relative;
@@ -524,7 +530,7 @@ class Cluster : public ControlClient {
     for (int i = 0; i < options_.agents; ++i) {
       if (auto r = StartAgent(i); !r) return r;
     }
-    if (!WaitFor([&] { return ReadyNodes() == options_.agents; }, 10s)) {
+    if (!WaitFor([&] { return ReadyNodes() == options_.agents; }, kStartTimeout)) {
       return ::testing::AssertionFailure()
              << "only " << ReadyNodes() << " of " << options_.agents << " nodes became Ready";
     }
@@ -555,7 +561,7 @@ class Cluster : public ControlClient {
           }
           return !address.empty() || coordinator_->exited();
         },
-        10s);
+        kStartTimeout);
     if (!up || address.empty()) {
       return ::testing::AssertionFailure() << "coordinator did not print its address; stderr:\n"
                                            << coordinator_->Stderr();
