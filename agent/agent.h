@@ -114,8 +114,10 @@ class Agent {
 };
 
 // Binds an ephemeral TCP port and releases it, for MASTER_PORT. The port is
-// free when returned; the kernel hands ephemeral ports out in sequence, so it
-// is not immediately given to another socket (torchrun does the same).
+// free when returned, and the kernel searches the ephemeral range from a
+// random offset, so another socket is unlikely to get it before rank 0
+// binds it (torchrun picks its ports the same way); if one does, the
+// rendezvous fails and the job's restart policy decides.
 absl::StatusOr<int> ReservePort();
 
 }  // namespace gangway::agent
