@@ -36,14 +36,14 @@ double ThreadCpuMs() {
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-Tuner Prepared(int n, Algorithm algorithm, bool refit_every_ask) {
+// A tuner on 6 parameters in [0, 1] told n results at random points:
+// Hartmann-6, and for each further objective k, x0 * k - x1.
+Tuner WithHistory(TunerOptions o, int n) {
   std::vector<ParameterSpec> ps;
   for (int i = 0; i < 6; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
-  TunerOptions o;
-  o.algorithm = algorithm;
   o.seed = 1;
-  if (refit_every_ask) o.bayesian.refit_every_below = 1 << 30;
   Tuner t = *Tuner::Create(*SearchSpace::Create(ps), o);
+  const int objectives = std::max<int>(1, static_cast<int>(o.objectives.size()));
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> u;
   for (int i = 0; i < n; ++i) {
@@ -54,8 +54,18 @@ Tuner Prepared(int n, Algorithm algorithm, bool refit_every_ask) {
       a.emplace_back(v);
     }
     (void)t.Register(i, a);
-    (void)t.Tell(i, Hartmann6(x));
+    std::vector<double> f(objectives, Hartmann6(x));
+    for (int k = 1; k < objectives; ++k) f[k] = x[0] * k - x[1];
+    (void)t.Tell(i, f);
   }
+  return t;
+}
+
+Tuner Prepared(int n, Algorithm algorithm, bool refit_every_ask) {
+  TunerOptions o;
+  o.algorithm = algorithm;
+  if (refit_every_ask) o.bayesian.refit_every_below = 1 << 30;
+  Tuner t = WithHistory(o, n);
   // One untimed step, so timed ones are warm-started like a running sweep.
   auto p = t.Ask(1);
   (void)t.Tell((*p)[0].trial_id, 0.0);
@@ -103,27 +113,10 @@ void BM_BayesianBatch(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(2));
   for (auto _ : state) {
     state.PauseTiming();
-    std::vector<ParameterSpec> ps;
-    for (int i = 0; i < 6; ++i) ps.push_back(ParameterSpec::Double("x" + std::to_string(i), 0, 1));
     TunerOptions o;
     o.algorithm = Algorithm::kBayesian;
-    o.seed = 1;
     o.objectives.assign(objectives, Direction::kMinimize);
-    Tuner t = *Tuner::Create(*SearchSpace::Create(ps), o);
-    std::mt19937_64 rng(5);
-    std::uniform_real_distribution<double> u;
-    for (int i = 0; i < history; ++i) {
-      std::vector<double> x(6);
-      Assignment a;
-      for (double& v : x) {
-        v = u(rng);
-        a.emplace_back(v);
-      }
-      (void)t.Register(i, a);
-      std::vector<double> f(objectives, Hartmann6(x));
-      for (int k = 1; k < objectives; ++k) f[k] = x[0] * k - x[1];
-      (void)t.Tell(i, f);
-    }
+    Tuner t = WithHistory(o, history);
     state.ResumeTiming();
     auto p = t.Ask(batch);
     benchmark::DoNotOptimize(p);
